@@ -1,0 +1,164 @@
+"""Keras callbacks of a training run: the metrics log, sample grids, failure warnings, checkpoints.
+
+fit() runs with one "epoch" per logging interval (`log_every` steps), so every callback acts at epoch
+end and reads the global step from the model (`model.step`), which counts across phases.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import time
+
+import keras
+import numpy as np
+
+from simgan_tf.data import to_gray_levels
+from simgan_tf.plots import save_loss_curves, save_sample_grid
+from simgan_tf.simgan import DISCRIMINATOR_METRICS, REFINER_METRICS
+
+COLUMNS = ("step", "phase", "elapsed_s", *REFINER_METRICS, *DISCRIMINATOR_METRICS)
+
+
+def _every(step: int, interval: int, last: int) -> bool:
+    """True when a multiple of `interval` lies in (last, step]: the callbacks fire once per crossing."""
+    return interval > 0 and step // interval > last // interval
+
+
+class RunLog(keras.callbacks.Callback):
+    """Appends one row per logging interval to metrics.csv and redraws losses.png."""
+
+    def __init__(self, out: str):
+        super().__init__()
+        self.csv_path = os.path.join(out, "metrics.csv")
+        self.png_path = os.path.join(out, "losses.png")
+        self.started = time.time()
+
+    def rows(self) -> list[dict]:
+        if not os.path.exists(self.csv_path):
+            return []
+        with open(self.csv_path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"step": int(self.model.step.numpy()), "phase": self.model.phase}
+        row["elapsed_s"] = f"{time.time() - self.started:.1f}"
+        row.update({k: f"{float(v):.6g}" for k, v in (logs or {}).items() if k in COLUMNS})
+        new = not os.path.exists(self.csv_path)
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        save_loss_curves(self.png_path, self.rows())
+
+
+class SampleGrids(keras.callbacks.Callback):
+    """Every `every` steps, refines a fixed set of synthetic images and saves samples/step_N.png."""
+
+    def __init__(self, out: str, synthetic: np.ndarray, real: np.ndarray, every: int):
+        super().__init__()
+        self.dir = os.path.join(out, "samples")
+        os.makedirs(self.dir, exist_ok=True)
+        self.synthetic, self.real, self.every = synthetic, real, every
+        self.last = -1
+
+    def save(self, step: int) -> str:
+        x = self.synthetic.astype(np.float32)[..., None] / 127.5 - 1.0
+        refined = to_gray_levels(self.model.refiner.predict_on_batch(x))
+        path = os.path.join(self.dir, f"step_{step:06d}.png")
+        title = f"step {step} ({self.model.phase})"
+        save_sample_grid(path, self.synthetic, refined, self.real, title)
+        return path
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.step.numpy())
+        if self.last < 0 or _every(step, self.every, self.last):
+            self.save(step)
+        self.last = step
+
+
+class FailureMonitor(keras.callbacks.Callback):
+    """Warns, naming the step, when the run shows a failure mode of REFERENCE.md.
+
+    - collapse: refined images nearly identical to each other (r_spread, their per-pixel spread over
+      the batch relative to the synthetic images', falls below `min_spread`);
+    - no-op: in adversarial training the refiner changes images by under `min_change` gray levels
+      on average (the L1 term dominates);
+    - discriminator wins: it tells refined from real on nearly every patch, so refinement is not
+      closing the gap (if it persists: a geometry gap the refiner cannot fix).
+    Each warning prints once when it starts and again only after it has cleared.
+    """
+
+    def __init__(
+        self, out: str, min_spread: float = 0.25, min_change: float = 0.5, max_acc: float = 0.99
+    ):
+        super().__init__()
+        self.path = os.path.join(out, "warnings.txt")
+        self.min_spread, self.min_change, self.max_acc = min_spread, min_change, max_acc
+        self.active: set[str] = set()
+
+    def check(self, phase: str, logs: dict) -> dict[str, str]:
+        found = {}
+        if phase != "adversarial":  # pretraining starts from random weights: low spread is expected
+            return found
+        spread = logs.get("r_spread", np.inf)
+        if spread < self.min_spread:
+            found["collapse"] = (
+                f"collapse: refined images are nearly identical to one another "
+                f"(spread {spread:.2f} of the synthetic images')"
+            )
+        change = logs.get("r_l1", np.inf) * 127.5
+        if change < self.min_change:
+            found["no-op"] = (
+                f"no-op: refined images differ from synthetic by {change:.2f} gray levels on "
+                "average; the L1 term dominates (try a lower --lambda-reg)"
+            )
+        acc = min(logs.get("d_acc_refined", 0.0), logs.get("d_acc_real", 0.0))
+        if acc > self.max_acc:
+            found["discriminator-wins"] = (
+                f"discriminator wins: it labels {100 * acc:.1f}% of patches correctly; if this "
+                "persists the simulator's geometry may be too far from the real images"
+            )
+        return found
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.step.numpy())
+        found = self.check(self.model.phase, {k: float(v) for k, v in (logs or {}).items()})
+        for key, message in found.items():
+            if key not in self.active:
+                line = f"warning: step {step}: {message}"
+                print(f"\n{line}", flush=True)
+                with open(self.path, "a") as f:
+                    f.write(line + "\n")
+        self.active = set(found)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Saves all of the model's state that lives in weights (networks, history buffer, step counter).
+
+    Written under a temporary name and renamed, so a crash mid-write leaves the previous one usable;
+    only the newest `keep` are kept.
+    """
+
+    def __init__(self, out: str, every: int, keep: int = 3):
+        super().__init__()
+        self.dir = os.path.join(out, "checkpoints")
+        os.makedirs(self.dir, exist_ok=True)
+        self.every, self.keep, self.last = every, keep, 0
+
+    def save(self, step: int) -> str:
+        path = os.path.join(self.dir, f"step_{step:06d}.weights.h5")
+        tmp = os.path.join(self.dir, f"tmp-{os.getpid()}.weights.h5")
+        self.model.save_weights(tmp)
+        os.replace(tmp, path)
+        for old in sorted(glob.glob(os.path.join(self.dir, "step_*.weights.h5")))[: -self.keep]:
+            os.remove(old)
+        return path
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.step.numpy())
+        if _every(step, self.every, self.last):
+            self.save(step)
+        self.last = step

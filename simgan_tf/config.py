@@ -1,0 +1,150 @@
+"""Every setting of a training run, in one dataclass, with the presets `paper`, `quick` and `smoke`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from simgan_tf.errors import SimGANError
+
+
+@dataclass
+class Config:
+    preset: str = "quick"
+    # Data: None means built-in (simulator synthetic images; data/real_gaze.h5 or the target domain).
+    synthetic: str | None = None
+    real: str | None = None
+    n_synthetic: int = 20_000  # images the simulator makes when --synthetic is not given
+    n_real: int = 20_000  # target-domain images made when no real set is found
+    data_dir: str = "data"
+    out: str = "runs/quick"
+    seed: int = 0
+    image_shape: tuple[int, int, int] = (35, 55, 1)
+    # Networks (REFERENCE.md); CPU presets shrink the width, never the structure.
+    refiner_filters: int = 64
+    refiner_blocks: int = 4
+    discriminator_filters: tuple[int, int, int, int] = (96, 64, 32, 32)
+    # Schedule.
+    steps: int = 10_000  # adversarial steps, each K_g refiner + K_d discriminator updates
+    pretrain_refiner_steps: int = 1_000
+    pretrain_discriminator_steps: int = 200
+    kg: int = 2
+    kd: int = 1
+    batch_size: int = 512
+    buffer_size: int = 25_600
+    # lambda weighs the mean |refined - synthetic| against the mean per-patch cross-entropy
+    # (losses.py says how this relates to the paper's sums).
+    lambda_reg: float = 1.0
+    optimizer: str = "sgd"
+    learning_rate: float = 0.001
+    # Output cadence, in steps.
+    log_every: int = 100
+    sample_every: int = 1_000
+    checkpoint_every: int = 1_000
+    # Speed; None = decide from the hardware (on for a GPU, off for a CPU).
+    jit_compile: bool | None = None
+    mixed_precision: bool | None = None
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> Config:
+        checks = [
+            (
+                self.preset in PRESETS,
+                f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}",
+            ),
+            (self.batch_size >= 2, f"--batch-size must be at least 2, got {self.batch_size}"),
+            (self.steps >= 0, f"--steps must be >= 0, got {self.steps}"),
+            (self.pretrain_refiner_steps >= 0, "--pretrain-refiner-steps must be >= 0"),
+            (self.pretrain_discriminator_steps >= 0, "--pretrain-discriminator-steps must be >= 0"),
+            (
+                self.kg >= 1 and self.kd >= 1,
+                f"--kg and --kd must be >= 1, got {self.kg}, {self.kd}",
+            ),
+            (
+                self.buffer_size >= self.batch_size // 2,
+                f"--buffer-size ({self.buffer_size}) must hold at least half a batch ({self.batch_size // 2})",
+            ),
+            (self.lambda_reg >= 0, f"--lambda-reg must be >= 0, got {self.lambda_reg}"),
+            (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (
+                self.optimizer in ("sgd", "adam"),
+                f"--optimizer must be sgd or adam, got {self.optimizer!r}",
+            ),
+            (self.log_every >= 1, "--log-every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SimGANError(message)
+        return self
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_refiner_steps + self.pretrain_discriminator_steps + self.steps
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SimGANError(f"unknown config keys: {', '.join(unknown)}")
+        values = dict(values)
+        for key in ("image_shape", "discriminator_filters"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+PRESETS: dict[str, dict] = {
+    # The paper's settings: full networks, batch 512, SGD 0.001, 1,000 + 200 pretraining steps,
+    # K_g = 2, K_d = 1, a 25,600-image history. Meant for a GPU.
+    "paper": dict(out="runs/paper", n_synthetic=100_000, n_real=100_000),
+    # The same structure at a quarter of the width, sized to finish in about 15 minutes on a
+    # 2-core CPU and still refine visibly: Adam, because SGD at this step budget barely moves.
+    "quick": dict(
+        out="runs/quick",
+        refiner_filters=32,
+        discriminator_filters=(48, 32, 16, 16),
+        steps=1_500,
+        pretrain_refiner_steps=200,
+        pretrain_discriminator_steps=100,
+        batch_size=32,
+        buffer_size=3_200,
+        optimizer="adam",
+        learning_rate=1e-3,
+        log_every=50,
+        sample_every=250,
+        checkpoint_every=500,
+    ),
+    # Seconds, for tests and for checking an installation.
+    "smoke": dict(
+        out="runs/smoke",
+        n_synthetic=512,
+        n_real=512,
+        refiner_filters=8,
+        refiner_blocks=1,
+        discriminator_filters=(8, 8, 8, 8),
+        steps=6,
+        pretrain_refiner_steps=3,
+        pretrain_discriminator_steps=3,
+        batch_size=8,
+        buffer_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        log_every=3,
+        sample_every=3,
+        checkpoint_every=3,
+    ),
+}
+
+
+def make_config(preset: str = "quick", **overrides) -> Config:
+    """The preset's settings with `overrides` (None values ignored) on top, validated."""
+    if preset not in PRESETS:
+        raise SimGANError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    values = {"preset": preset, **PRESETS[preset]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Config.from_dict(values).validate()

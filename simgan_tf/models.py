@@ -1,0 +1,97 @@
+"""The networks, in the Functional API: refiner, discriminator, and the paper's gaze estimator.
+
+Shapes are (H, W, C) with images in [-1, 1]. The paper's eye networks (Shrivastava et al. 2017, and
+REFERENCE.md) are the defaults; width and depth are arguments so that CPU presets can shrink them.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def build_refiner(
+    input_shape: tuple[int, int, int] = (35, 55, 1),
+    filters: int = 64,
+    blocks: int = 4,
+    name: str = "refiner",
+) -> keras.Model:
+    """conv 3x3 -> `blocks` ResNet blocks -> conv 1x1 -> tanh; no striding, so output shape = input.
+
+    Receptive field: 1 + 2 * (1 + 2 * blocks) pixels (19 for 4 blocks), small on purpose: the refiner
+    may change local appearance, never the eye's geometry (which carries the gaze label).
+    """
+    x_in = keras.Input(input_shape, name="synthetic")
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_in")(x_in)
+    for i in range(blocks):
+        y = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_a")(x)
+        y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_b")(y)
+        x = layers.ReLU(name=f"block{i}_out")(layers.Add(name=f"block{i}_add")([x, y]))
+    x = layers.Conv2D(input_shape[-1], 1, name="conv_out")(x)
+    # float32 output: under mixed precision the L1 term still compares images at full precision.
+    x_out = layers.Activation("tanh", dtype="float32", name="refined")(x)
+    return keras.Model(x_in, x_out, name=name)
+
+
+def build_discriminator(
+    input_shape: tuple[int, int, int] = (35, 55, 1),
+    filters: tuple[int, int, int, int] = (96, 64, 32, 32),
+    name: str = "discriminator",
+) -> keras.Model:
+    """Fully convolutional; outputs an (h, w, 1) map of per-patch logits (9 x 14 for 35 x 55).
+
+    One sigmoid logit per patch is the paper's 2-way softmax per patch. ReLUs sit between every pair
+    of convolutions (a linear discriminator was one port's bug); the logits themselves stay linear.
+    """
+    f1, f2, f3, f4 = filters
+    x_in = keras.Input(input_shape, name="image")
+    x = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu", name="conv1")(x_in)
+    x = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(3, strides=1, padding="same", name="pool")(x)
+    x = layers.Conv2D(f3, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(f4, 1, activation="relu", name="conv4")(x)
+    logits = layers.Conv2D(1, 1, dtype="float32", name="patch_logits")(x)
+    return keras.Model(x_in, logits, name=name)
+
+
+def build_gaze_estimator(
+    input_shape: tuple[int, int, int] = (35, 55, 1),
+    width: float = 1.0,
+    dense: int = 1000,
+    name: str = "gaze_estimator",
+) -> keras.Model:
+    """The paper's estimator: conv 32, 32, 64, pool 3/2, conv 80, 192, pool 2/2, FC, FC 1000, FC 3.
+
+    With valid padding a 35 x 55 input flattens to 192 x 5 x 10 = 9,600 features, the paper's
+    "FC 9600". `width` scales every convolution (and `dense` the hidden layer) for CPU-sized runs.
+    Output: an unnormalised 3-vector, trained with a Euclidean (MSE) loss against unit gaze vectors.
+    """
+
+    def conv(f: int, label: str):
+        return layers.Conv2D(max(4, round(f * width)), 3, activation="relu", name=label)
+
+    x_in = keras.Input(input_shape, name="eye")
+    x = conv(32, "conv1")(x_in)
+    x = conv(32, "conv2")(x)
+    x = conv(64, "conv3")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = conv(80, "conv4")(x)
+    x = conv(192, "conv5")(x)
+    x = layers.MaxPooling2D(2, strides=2, name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense, activation="relu", name="fc")(x)
+    gaze = layers.Dense(3, dtype="float32", name="gaze")(x)
+    return keras.Model(x_in, gaze, name=name)
+
+
+def receptive_field(model: keras.Model) -> int:
+    """Receptive field (pixels, one axis) of a plain chain of conv / pool layers, read off the model."""
+    rf, jump = 1, 1
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        if kernel is None:
+            continue
+        stride = (getattr(layer, "strides", None) or (1,))[0]
+        rf += (kernel[0] - 1) * jump
+        jump *= stride
+    return rf

@@ -1,0 +1,91 @@
+"""Pictures a person looks at: sample grids (synthetic | refined | difference | real) and loss curves."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Save a PNG under a temporary name and rename it, so a reader never sees half a file."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_sample_grid(
+    path: str | os.PathLike,
+    synthetic: np.ndarray,
+    refined: np.ndarray,
+    real: np.ndarray,
+    title: str = "",
+) -> None:
+    """One row per sample: synthetic | refined | |refined - synthetic| (x4) | an unpaired real image.
+
+    Inputs are uint8 gray levels (N, H, W). The difference column is amplified so that small changes
+    show; a black difference column means the refiner changed nothing (the "no-op" failure).
+    """
+    diff = np.clip(4 * np.abs(refined.astype(np.int16) - synthetic.astype(np.int16)), 0, 255)
+    columns = [
+        ("synthetic", synthetic),
+        ("refined", refined),
+        ("|difference| x4", diff),
+        ("real", real),
+    ]
+    n = min(len(synthetic), len(real))
+    fig, axes = plt.subplots(n, 4, figsize=(4 * 1.6, n * 1.05), squeeze=False)
+    for c, (label, images) in enumerate(columns):
+        for r in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    save_figure(fig, path)
+
+
+PANELS = (
+    ("refiner losses", ("r_adv", "r_l1")),
+    ("discriminator losses", ("d_loss_real", "d_loss_refined")),
+    ("discriminator patch accuracy", ("d_acc_real", "d_acc_refined")),
+    ("refined spread / synthetic spread", ("r_spread",)),
+)
+
+
+def save_loss_curves(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Plot metrics.csv rows (dicts with 'step', 'phase' and metric values; blanks are skipped)."""
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.2))
+    boundaries = [
+        float(b["step"]) for a, b in zip(rows, rows[1:], strict=False) if a["phase"] != b["phase"]
+    ]
+    for ax, (label, keys) in zip(axes, PANELS, strict=True):
+        for key in keys:
+            points = [
+                (float(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "")
+            ]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker=".", markersize=3, label=key)
+        for b in boundaries:
+            ax.axvline(b, color="gray", linestyle=":", linewidth=1)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

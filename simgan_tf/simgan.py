@@ -1,0 +1,132 @@
+"""SimGAN as one keras.Model: the whole training algorithm (Shrivastava et al. 2017, Algorithm 1).
+
+Each `fit()` step receives fresh batches, (synthetic, real), shaped (K_g + K_d, b, H, W, 1) and
+(K_d, b, H, W, 1), and runs K_g refiner updates then K_d discriminator updates, as in the paper.
+The phase chooses what a step does: "pretrain_refiner" (L1 only), "pretrain_discriminator" (against
+the pretrained refiner), then "adversarial". Each network has its own optimizer and each gradient is
+applied only to its own network's weights; `trainable` is never toggled (toggling it after compile
+is what silently froze the discriminator in Keras 2-style ports under Keras 3).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from simgan_tf.history import ImageHistory
+from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regularization_loss
+
+PHASES = ("pretrain_refiner", "pretrain_discriminator", "adversarial")
+REFINER_METRICS = ("r_adv", "r_l1", "r_spread")
+DISCRIMINATOR_METRICS = ("d_loss_real", "d_loss_refined", "d_acc_real", "d_acc_refined")
+
+
+class SimGAN(keras.Model):
+    def __init__(
+        self,
+        refiner: keras.Model,
+        discriminator: keras.Model,
+        buffer_size: int,
+        kg: int = 2,
+        kd: int = 1,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.refiner = refiner
+        self.discriminator = discriminator
+        self.image_history = ImageHistory(
+            buffer_size, tuple(refiner.input_shape[1:]), name="history"
+        )
+        self.kg, self.kd = kg, kd
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Counts train steps over all phases and fits; saved with the weights, so a resumed run knows
+        # where it is.
+        self.step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="step"
+        )
+        self.phase = "adversarial"
+        self.built = True  # fit() and save_weights() need it; the sub-networks are already built.
+
+    def compile(self, refiner_optimizer, discriminator_optimizer, lambda_reg: float, **kwargs):
+        super().compile(**kwargs)
+        self.refiner_optimizer = refiner_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        self.lambda_reg = lambda_reg
+        # Built now, not at the first update, so that load_weights() restores their state as well.
+        refiner_optimizer.build(self.refiner.trainable_weights)
+        discriminator_optimizer.build(self.discriminator.trainable_weights)
+        self.trackers = {
+            m: keras.metrics.Mean(name=m) for m in REFINER_METRICS + DISCRIMINATOR_METRICS
+        }
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "trackers", {}).values())
+
+    def set_phase(self, phase: str) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}")
+        self.phase = phase
+        self.train_function = None  # the phase is fixed at trace time: make fit() trace again
+
+    def call(self, synthetic, training=False):
+        return self.refiner(synthetic, training=training)
+
+    def train_step(self, data):
+        synthetic, real = data
+        if self.phase == "pretrain_refiner":
+            self._refiner_update(synthetic[0], adversarial=False)
+            shown = ("r_l1", "r_spread")
+        elif self.phase == "pretrain_discriminator":
+            self._discriminator_update(synthetic[0], real[0])
+            shown = DISCRIMINATOR_METRICS
+        else:
+            for i in range(self.kg):
+                self._refiner_update(synthetic[i], adversarial=True)
+            for j in range(self.kd):
+                self._discriminator_update(synthetic[self.kg + j], real[j])
+            shown = REFINER_METRICS + DISCRIMINATOR_METRICS
+        self.step.assign_add(1)
+        return {m: self.trackers[m].result() for m in shown}
+
+    def _refiner_update(self, synthetic, adversarial: bool) -> None:
+        with tf.GradientTape() as tape:
+            refined = self.refiner(synthetic, training=True)
+            l1 = self_regularization_loss(refined, synthetic)
+            loss = self.lambda_reg * l1
+            if adversarial:
+                adv = local_adversarial_loss(self.discriminator(refined, training=False), real=True)
+                loss = loss + adv
+                self.trackers["r_adv"].update_state(adv)
+            scaled = self.refiner_optimizer.scale_loss(loss)  # loss scaling under mixed precision
+        weights = self.refiner.trainable_weights
+        self.refiner_optimizer.apply_gradients(
+            zip(tape.gradient(scaled, weights), weights, strict=True)
+        )
+        self.trackers["r_l1"].update_state(l1)
+        # Near 0 means every refined image looks alike: the collapse the paper's ports ran into.
+        spread = ops.mean(ops.std(refined, axis=0)) / (ops.mean(ops.std(synthetic, axis=0)) + 1e-6)
+        self.trackers["r_spread"].update_state(spread)
+
+    def _discriminator_update(self, synthetic, real) -> None:
+        refined = ops.stop_gradient(self.refiner(synthetic, training=False))
+        fake = self.image_history.mix(refined, self.seed_generator)
+        with tf.GradientTape() as tape:
+            logits_real = self.discriminator(real, training=True)
+            logits_fake = self.discriminator(fake, training=True)
+            loss_real = local_adversarial_loss(logits_real, real=True)
+            loss_fake = local_adversarial_loss(logits_fake, real=False)
+            # Mean over all patches of both halves: real and refined weigh the same.
+            loss = 0.5 * (loss_real + loss_fake)
+            scaled = self.discriminator_optimizer.scale_loss(loss)
+        weights = self.discriminator.trainable_weights
+        self.discriminator_optimizer.apply_gradients(
+            zip(tape.gradient(scaled, weights), weights, strict=True)
+        )
+        self.image_history.push(refined, self.seed_generator)
+        self.trackers["d_loss_real"].update_state(loss_real)
+        self.trackers["d_loss_refined"].update_state(loss_fake)
+        self.trackers["d_acc_real"].update_state(patch_accuracy(logits_real, real=True))
+        self.trackers["d_acc_refined"].update_state(patch_accuracy(logits_fake, real=False))

@@ -1,0 +1,271 @@
+"""Train a SimGAN refiner: `python -m simgan_tf.train [--preset quick] [--synthetic S.h5 --real R.h5]`.
+
+Writes into --out: config.json, metrics.csv, losses.png, samples/step_N.png, warnings.txt (if any),
+summary.json, checkpoints/, refiner.keras and discriminator.keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import fields
+
+import numpy as np
+
+from simgan_tf.config import PRESETS, Config, make_config
+from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
+from simgan_tf.errors import SimGANError, cli
+
+N_SAMPLES = 8  # rows in each sample grid
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    p = argparse.ArgumentParser(
+        prog="python -m simgan_tf.train",
+        description="Train a SimGAN refiner and discriminator on eye images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--preset", default="quick", choices=sorted(PRESETS), help="settings to start from"
+    )
+    p.add_argument(
+        "--synthetic",
+        help="labelled synthetic images (Kaggle gaze.h5 layout); default: built-in simulator",
+    )
+    p.add_argument(
+        "--real",
+        help="unlabelled real images; default: data/real_gaze.h5, else the simulator's target domain",
+    )
+    p.add_argument("--out", help="run directory (default: runs/<preset>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--steps", type=int, help="adversarial steps (each K_g refiner + K_d discriminator updates)"
+    )
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--pretrain-refiner-steps", type=int, help="refiner steps on the L1 loss alone")
+    p.add_argument(
+        "--pretrain-discriminator-steps",
+        type=int,
+        help="discriminator steps before adversarial training",
+    )
+    p.add_argument(
+        "--lambda-reg", type=float, help="weight of the mean |refined - synthetic| (see losses.py)"
+    )
+    p.add_argument("--kg", type=int, help="refiner updates per step")
+    p.add_argument("--kd", type=int, help="discriminator updates per step")
+    p.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"))
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--refiner-filters", type=int)
+    p.add_argument("--refiner-blocks", type=int)
+    p.add_argument("--n-synthetic", type=int, help="built-in synthetic images to simulate")
+    p.add_argument("--n-real", type=int, help="built-in target-domain images to simulate")
+    p.add_argument("--data-dir", help="where built-in data is cached")
+    p.add_argument("--log-every", type=int, help="steps per metrics row (and per progress bar)")
+    p.add_argument("--sample-every", type=int, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument(
+        "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
+    )
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        help="Keras progress: 0 silent, 1 bars, 2 one line per interval",
+    )
+    args = p.parse_args(argv)
+    names = {f.name for f in fields(Config)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and k != "preset"}
+    cfg = make_config(args.preset, **overrides)
+    return cfg, args
+
+
+def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(synthetic uint8, real uint8, where each came from). Built-in data is simulated once and cached."""
+    shape = tuple(cfg.image_shape[:2])
+    if cfg.synthetic:
+        synthetic = load_eyes(cfg.synthetic, expected_shape=shape).images
+        source = {"synthetic": cfg.synthetic}
+    else:
+        from simgan_tf import simulator
+
+        path = simulator.ensure_simulated("synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir)
+        synthetic = load_eyes(path, expected_shape=shape).images
+        source = {"synthetic": f"built-in simulator ({path})"}
+    kaggle_real = os.path.join(cfg.data_dir, "real_gaze.h5")
+    if cfg.real:
+        real = load_eyes(cfg.real, expected_shape=shape).images
+        source["real"] = cfg.real
+    elif os.path.exists(kaggle_real):
+        real = load_eyes(kaggle_real, expected_shape=shape).images
+        source["real"] = kaggle_real
+    else:
+        from simgan_tf import simulator
+
+        # Other scenes than the synthetic set's (another seed): real images must not be paired.
+        path = simulator.ensure_simulated("target", cfg.n_real, cfg.seed + 1, cfg.data_dir)
+        real = load_eyes(path, expected_shape=shape).images
+        source["real"] = f"built-in target domain ({path}); images only, never its labels"
+    for name, images in (("synthetic", synthetic), ("real", real)):
+        if len(images) < cfg.batch_size:
+            raise SimGANError(
+                f"{source[name]}: {len(images)} {name} images, fewer than one batch ({cfg.batch_size})"
+            )
+    return synthetic, real, source
+
+
+def build_model(cfg: Config):
+    """The compiled SimGAN of this config (networks, buffer, optimizers)."""
+    import keras
+
+    from simgan_tf.models import build_discriminator, build_refiner
+    from simgan_tf.simgan import SimGAN
+
+    refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
+    discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
+    model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
+
+    def optimizer():
+        if cfg.optimizer == "adam":
+            return keras.optimizers.Adam(cfg.learning_rate)
+        return keras.optimizers.SGD(cfg.learning_rate)
+
+    jit = cfg.jit_compile
+    if jit is None:
+        import tensorflow as tf
+
+        jit = bool(tf.config.list_physical_devices("GPU"))
+    model.compile(optimizer(), optimizer(), lambda_reg=cfg.lambda_reg, jit_compile=jit)
+    return model
+
+
+def _prepare_out(cfg: Config, overwrite: bool) -> None:
+    """Fail before any training if --out holds a run (unless --overwrite) or cannot be written."""
+    if os.path.exists(os.path.join(cfg.out, "config.json")):
+        if not overwrite:
+            raise SimGANError(f"{cfg.out}: already holds a run (pass --overwrite to replace it)")
+        for name in ("samples", "checkpoints"):
+            shutil.rmtree(os.path.join(cfg.out, name), ignore_errors=True)
+        for name in ("metrics.csv", "warnings.txt", "summary.json"):
+            if os.path.exists(os.path.join(cfg.out, name)):
+                os.remove(os.path.join(cfg.out, name))
+    try:
+        os.makedirs(cfg.out, exist_ok=True)
+        _write_text(os.path.join(cfg.out, "config.json"), cfg.to_json() + "\n")
+    except OSError as e:
+        raise SimGANError(
+            f"{cfg.out}: cannot write the run directory ({e.strerror or e})"
+        ) from None
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_keras(model, path: str) -> None:
+    tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: Config, *, overwrite: bool = False, verbose: int = 1):
+    """Run every phase of `cfg`, writing the run directory; returns the trained SimGAN model."""
+    import keras
+
+    from simgan_tf.callbacks import Checkpoints, FailureMonitor, RunLog, SampleGrids
+    from simgan_tf.stats import toward_real
+
+    _prepare_out(cfg, overwrite)
+    print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
+    synthetic, real, source = load_training_data(cfg)
+    print(f"synthetic: {len(synthetic)} images from {source['synthetic']}")
+    print(f"real:      {len(real)} images from {source['real']}")
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    shown_synthetic = synthetic[rng.choice(len(synthetic), N_SAMPLES, replace=False)]
+    shown_real = real[rng.choice(len(real), N_SAMPLES, replace=False)]
+    grids = SampleGrids(cfg.out, shown_synthetic, shown_real, cfg.sample_every)
+    checkpoints = Checkpoints(cfg.out, cfg.checkpoint_every)
+    callbacks = [RunLog(cfg.out), grids, FailureMonitor(cfg.out), checkpoints]
+
+    phases = [
+        ("pretrain_refiner", cfg.pretrain_refiner_steps),
+        ("pretrain_discriminator", cfg.pretrain_discriminator_steps),
+        ("adversarial", cfg.steps),
+    ]
+    started = time.time()
+    fits = 0
+    for phase, steps in phases:
+        if steps == 0:
+            continue
+        model.set_phase(phase)
+        print(f"\n== {phase}: {steps} steps of batch {cfg.batch_size}")
+        t0 = time.time()
+        full, rest = divmod(steps, cfg.log_every)
+        for epochs, per_epoch in ((full, cfg.log_every), (1 if rest else 0, rest)):
+            if epochs == 0:
+                continue
+            # A new seed per fit() call: a fresh iterator would otherwise replay the same batches.
+            ds = training_dataset(
+                synthetic, real, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, cfg.seed + 1009 * fits
+            )
+            fits += 1
+            model.fit(
+                ds,
+                epochs=epochs,
+                steps_per_epoch=per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )
+        print(f"{phase}: {steps} steps in {time.time() - t0:.1f} s")
+
+    step = int(model.step.numpy())
+    checkpoints.save(step)
+    last_grid = grids.save(step)
+    _save_keras(model.refiner, os.path.join(cfg.out, "refiner.keras"))
+    _save_keras(model.discriminator, os.path.join(cfg.out, "discriminator.keras"))
+
+    n = min(len(synthetic), len(real), 2000)
+    x = synthetic[rng.choice(len(synthetic), n, replace=False)]
+    refined = to_gray_levels(model.refiner.predict(to_model_range(x), batch_size=256, verbose=0))
+    summary = {
+        "steps": step,
+        "wall_time_s": round(time.time() - started, 1),
+        "data": source,
+        "appearance": toward_real(
+            x, refined, real[rng.choice(len(real), n, replace=False)], cfg.seed
+        ),
+        "last_sample_grid": last_grid,
+    }
+    _write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    a = summary["appearance"]
+    print(
+        f"\ndone: {step} steps in {summary['wall_time_s']} s. Distance to real (gray levels), "
+        f"synthetic -> refined: intensity {a['synthetic_to_real']['intensity']:.2f} -> "
+        f"{a['refined_to_real']['intensity']:.2f}, gradient {a['synthetic_to_real']['gradient']:.2f} -> "
+        f"{a['refined_to_real']['gradient']:.2f}; mean change {a['mean_abs_change']:.2f}."
+    )
+    print(
+        f"outputs in {cfg.out}: refiner.keras, discriminator.keras, metrics.csv, losses.png, {last_grid}"
+    )
+    return model
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    cfg, args = parse_args(argv)
+    train(cfg, overwrite=args.overwrite, verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from simgan_tf.models import (
+    build_discriminator,
+    build_gaze_estimator,
+    build_refiner,
+    receptive_field,
+)
+
+
+def test_refiner_keeps_shape_and_range():
+    refiner = build_refiner()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 35, 55, 1)).astype("float32")
+    y = refiner(x).numpy()
+    assert y.shape == x.shape
+    assert np.abs(y).max() <= 1.0
+
+
+def test_discriminator_patch_map_is_9_by_14():
+    d = build_discriminator()
+    assert d.output_shape == (None, 9, 14, 1)
+    # Linear final logits: a ReLU there would clip them at 0 (one port's bug).
+    assert d.layers[-1].activation is keras.activations.linear
+    activations = [getattr(layer, "activation", None) for layer in d.layers[:-1]]
+    convs = [a for a in activations if a is not None]
+    assert all(a is keras.activations.relu for a in convs), "every hidden conv needs a ReLU"
+
+
+def test_paper_estimator_flattens_to_9600():
+    est = build_gaze_estimator()
+    assert est.get_layer("flatten").output.shape[-1] == 9600
+    assert est.output_shape == (None, 3)
+
+
+def _empirical_receptive_field(model, shape=(35, 55, 1)) -> int:
+    """Width of the input region that changes the output's centre pixel (gradient non-zero)."""
+    x = tf.Variable(np.random.default_rng(1).uniform(-0.5, 0.5, (1, *shape)).astype("float32"))
+    with tf.GradientTape() as tape:
+        y = model(x)
+        centre = y[0, y.shape[1] // 2, y.shape[2] // 2, 0]
+    g = tape.gradient(centre, x).numpy()[0, :, :, 0]
+    cols = np.nonzero(np.abs(g).sum(axis=0) > 0)[0]
+    return int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize("blocks, expected", [(4, 19), (1, 7)])
+def test_refiner_receptive_field(blocks, expected):
+    refiner = build_refiner(filters=8, blocks=blocks)
+    assert receptive_field(refiner) == expected
+    assert _empirical_receptive_field(refiner) <= expected
+    # Random weights can zero some paths through ReLUs, but never widen the field.
+    assert _empirical_receptive_field(refiner) >= expected - 4
