@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import shutil
 import time
 
 import keras
@@ -27,13 +28,24 @@ def _every(step: int, interval: int, last: int) -> bool:
 
 
 class RunLog(keras.callbacks.Callback):
-    """Appends one row per logging interval to metrics.csv and redraws losses.png."""
+    """Appends one row per logging interval to metrics.csv; redraws losses.png now and then."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, resume_step: int = 0):
         super().__init__()
         self.csv_path = os.path.join(out, "metrics.csv")
         self.png_path = os.path.join(out, "losses.png")
-        self.started = time.time()
+        # A resumed run drops rows logged after its checkpoint (a killed run may have written some),
+        # so the log has each step once, and continues the elapsed time.
+        kept = [r for r in self.rows() if int(r["step"]) <= resume_step] if resume_step else []
+        if os.path.exists(self.csv_path):
+            tmp = f"{self.csv_path}.tmp-{os.getpid()}"
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer.writeheader()
+                writer.writerows(kept)
+            os.replace(tmp, self.csv_path)
+        self.started = time.time() - (float(kept[-1]["elapsed_s"]) if kept else 0.0)
+        self.drawn, self.redraw_s = 0.0, 15.0  # plotting takes ~0.3 s: not at every short interval
 
     def rows(self) -> list[dict]:
         if not os.path.exists(self.csv_path):
@@ -45,20 +57,27 @@ class RunLog(keras.callbacks.Callback):
         row = {"step": int(self.model.step.numpy()), "phase": self.model.phase}
         row["elapsed_s"] = f"{time.time() - self.started:.1f}"
         row.update({k: f"{float(v):.6g}" for k, v in (logs or {}).items() if k in COLUMNS})
-        new = not os.path.exists(self.csv_path)
+        new = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        save_loss_curves(self.png_path, self.rows())
+        if time.time() - self.drawn > self.redraw_s:
+            self.on_train_end()
+
+    def on_train_end(self, logs=None):
+        if os.path.exists(self.csv_path):
+            save_loss_curves(self.png_path, self.rows())
+        self.drawn = time.time()
 
 
 class SampleGrids(keras.callbacks.Callback):
     """Every `every` steps, refines a fixed set of synthetic images and saves samples/step_N.png."""
 
-    def __init__(self, out: str, synthetic: np.ndarray, real: np.ndarray, every: int):
+    def __init__(self, out: str, synthetic: np.ndarray, real: np.ndarray, every: int, guard=None):
         super().__init__()
+        self.guard = guard
         self.dir = os.path.join(out, "samples")
         os.makedirs(self.dir, exist_ok=True)
         self.synthetic, self.real, self.every = synthetic, real, every
@@ -74,6 +93,8 @@ class SampleGrids(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.step.numpy())
+        if self.guard is not None and self.guard.bad_step is not None:
+            return
         if self.last < 0 or _every(step, self.every, self.last):
             self.save(step)
         self.last = step
@@ -135,30 +156,95 @@ class FailureMonitor(keras.callbacks.Callback):
         self.active = set(found)
 
 
-class Checkpoints(keras.callbacks.Callback):
-    """Saves all of the model's state that lives in weights (networks, history buffer, step counter).
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the end of an interval whose losses are NaN or infinite.
 
-    Written under a temporary name and renamed, so a crash mid-write leaves the previous one usable;
-    only the newest `keep` are kept.
+    The metrics are means over the interval, so one bad step shows. It runs before Checkpoints, which
+    then saves nothing: the last checkpoint stays the last good state.
     """
 
-    def __init__(self, out: str, every: int, keep: int = 3):
+    def __init__(self):
         super().__init__()
+        self.bad_step: int | None = None
+        self.bad_metrics: list[str] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = sorted(k for k, v in (logs or {}).items() if not np.isfinite(float(v)))
+        if bad:
+            self.bad_step, self.bad_metrics = int(self.model.step.numpy()), bad
+            self.model.stop_training = True
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Saves all of the training state, which lives in the model's weights: both networks, both
+    optimizers, the history buffer and its fill, the step counter and the random generator's state.
+
+    Written under a temporary name and renamed, so a crash mid-write leaves the previous one usable;
+    only the newest `keep` are kept. With `backup`, the newest checkpoint and the run's small files
+    are copied there too (a mounted Drive on Colab), so a lost --out can be restored.
+    """
+
+    def __init__(self, out: str, every: int, keep: int = 3, backup: str | None = None, guard=None):
+        super().__init__()
+        self.out = out
         self.dir = os.path.join(out, "checkpoints")
         os.makedirs(self.dir, exist_ok=True)
-        self.every, self.keep, self.last = every, keep, 0
+        self.every, self.keep, self.backup, self.guard = every, keep, backup, guard
+        self.last = 0
 
     def save(self, step: int) -> str:
-        path = os.path.join(self.dir, f"step_{step:06d}.weights.h5")
+        path = os.path.join(self.dir, f"step_{step:09d}.weights.h5")
         tmp = os.path.join(self.dir, f"tmp-{os.getpid()}.weights.h5")
         self.model.save_weights(tmp)
         os.replace(tmp, path)
-        for old in sorted(glob.glob(os.path.join(self.dir, "step_*.weights.h5")))[: -self.keep]:
+        for old in list_checkpoints(self.out)[: -self.keep]:
             os.remove(old)
+        if self.backup:
+            backup_run(self.out, self.backup)
         return path
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.step.numpy())
+        if self.guard is not None and self.guard.bad_step is not None:
+            return
         if _every(step, self.every, self.last):
             self.save(step)
         self.last = step
+
+
+def list_checkpoints(out: str) -> list[str]:
+    """The run's checkpoints, oldest first (zero-padded step numbers sort in step order)."""
+    return sorted(glob.glob(os.path.join(out, "checkpoints", "step_*.weights.h5")))
+
+
+BACKED_UP = ("config.json", "metrics.csv", "losses.png", "summary.json", "warnings.txt")
+
+
+def _copy_atomic(src: str, dst: str) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def backup_run(out: str, backup: str) -> None:
+    """Mirror the newest checkpoint and the small run files into `backup` (each copy atomic)."""
+    os.makedirs(os.path.join(backup, "checkpoints"), exist_ok=True)
+    newest = list_checkpoints(out)[-1:]
+    for path in newest:
+        _copy_atomic(path, os.path.join(backup, "checkpoints", os.path.basename(path)))
+    for old in list_checkpoints(backup):
+        if os.path.basename(old) not in {os.path.basename(p) for p in newest}:
+            os.remove(old)
+    for name in BACKED_UP:
+        if os.path.exists(os.path.join(out, name)):
+            _copy_atomic(os.path.join(out, name), os.path.join(backup, name))
+
+
+def restore_run(backup: str, out: str) -> None:
+    """Copy a backed-up run into an empty `out`, to resume from it."""
+    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    for path in list_checkpoints(backup):
+        _copy_atomic(path, os.path.join(out, "checkpoints", os.path.basename(path)))
+    for name in BACKED_UP:
+        if os.path.exists(os.path.join(backup, name)):
+            _copy_atomic(os.path.join(backup, name), os.path.join(out, name))

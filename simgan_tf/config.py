@@ -42,6 +42,11 @@ class Config:
     log_every: int = 100
     sample_every: int = 1_000
     checkpoint_every: int = 1_000
+    keep_checkpoints: int = 3
+    backup_dir: str | None = (
+        None  # a second copy of the newest checkpoint (a mounted Drive on Colab)
+    )
+    deterministic: bool = False  # TensorFlow's op determinism: identical runs, a little slower
     # Speed; None = decide from the hardware (on for a GPU, off for a CPU).
     jit_compile: bool | None = None
     mixed_precision: bool | None = None
@@ -72,6 +77,7 @@ class Config:
                 f"--optimizer must be sgd or adam, got {self.optimizer!r}",
             ),
             (self.log_every >= 1, "--log-every must be >= 1"),
+            (self.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -37,10 +37,9 @@ class SimGAN(keras.Model):
         self.refiner = refiner
         self.discriminator = discriminator
         self.image_history = ImageHistory(
-            buffer_size, tuple(refiner.input_shape[1:]), name="history"
+            buffer_size, tuple(refiner.input_shape[1:]), seed=seed or 0, name="history"
         )
         self.kg, self.kd = kg, kd
-        self.seed_generator = keras.random.SeedGenerator(seed)
         # Counts train steps over all phases and fits; saved with the weights, so a resumed run knows
         # where it is.
         self.step = self.add_weight(
@@ -112,7 +111,7 @@ class SimGAN(keras.Model):
 
     def _discriminator_update(self, synthetic, real) -> None:
         refined = ops.stop_gradient(self.refiner(synthetic, training=False))
-        fake = self.image_history.mix(refined, self.seed_generator)
+        fake = self.image_history.mix(refined)
         with tf.GradientTape() as tape:
             logits_real = self.discriminator(real, training=True)
             logits_fake = self.discriminator(fake, training=True)
@@ -125,7 +124,7 @@ class SimGAN(keras.Model):
         self.discriminator_optimizer.apply_gradients(
             zip(tape.gradient(scaled, weights), weights, strict=True)
         )
-        self.image_history.push(refined, self.seed_generator)
+        self.image_history.push(refined)
         self.trackers["d_loss_real"].update_state(loss_real)
         self.trackers["d_loss_refined"].update_state(loss_fake)
         self.trackers["d_acc_real"].update_state(patch_accuracy(logits_real, real=True))

@@ -69,6 +69,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--sample-every", type=int, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+    )
+    p.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
+    p.add_argument(
+        "--backup-dir", help="also keep the newest checkpoint here; --resume restores from it"
+    )
+    p.add_argument(
+        "--deterministic", action="store_true", default=None, help="TensorFlow op determinism"
+    )
+    p.add_argument(
         "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
     )
     p.add_argument(
@@ -175,50 +185,102 @@ def _save_keras(model, path: str) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: Config, *, overwrite: bool = False, verbose: int = 1):
-    """Run every phase of `cfg`, writing the run directory; returns the trained SimGAN model."""
-    import keras
+def phase_plan(cfg: Config) -> list[tuple[str, int, int]]:
+    """(phase, first step, end step) for each phase with steps, in global step numbers."""
+    plan, begin = [], 0
+    for phase, steps in (
+        ("pretrain_refiner", cfg.pretrain_refiner_steps),
+        ("pretrain_discriminator", cfg.pretrain_discriminator_steps),
+        ("adversarial", cfg.steps),
+    ):
+        if steps:
+            plan.append((phase, begin, begin + steps))
+        begin += steps
+    return plan
 
-    from simgan_tf.callbacks import Checkpoints, FailureMonitor, RunLog, SampleGrids
+
+def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, verbose: int = 1):
+    """Run every phase of `cfg`, writing the run directory; returns the trained SimGAN model.
+
+    With `resume`, continues from the newest checkpoint in cfg.out: the networks, optimizers, history
+    buffer, step and random state come from the checkpoint, and the data stream restarts at that
+    step's position, so the resumed run sees the batches an uninterrupted one would have seen.
+    """
+    import keras
+    import tensorflow as tf
+
+    from simgan_tf.callbacks import (
+        Checkpoints,
+        FailureMonitor,
+        NanGuard,
+        RunLog,
+        SampleGrids,
+        list_checkpoints,
+    )
     from simgan_tf.stats import toward_real
 
-    _prepare_out(cfg, overwrite)
+    if not resume:
+        _prepare_out(cfg, overwrite)
     print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
     synthetic, real, source = load_training_data(cfg)
     print(f"synthetic: {len(synthetic)} images from {source['synthetic']}")
     print(f"real:      {len(real)} images from {source['real']}")
 
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     model = build_model(cfg)
+    checkpoints_found = list_checkpoints(cfg.out) if resume else []
+    if checkpoints_found:
+        model.load_weights(checkpoints_found[-1])
+        print(f"resuming from {checkpoints_found[-1]}")
+    start = int(model.step.numpy())
+    if (
+        resume
+        and start >= cfg.total_steps
+        and os.path.exists(os.path.join(cfg.out, "refiner.keras"))
+    ):
+        print(
+            f"{cfg.out}: the run already finished ({start} of {cfg.total_steps} steps); nothing to do"
+        )
+        return model
+
     rng = np.random.default_rng(cfg.seed)
     shown_synthetic = synthetic[rng.choice(len(synthetic), N_SAMPLES, replace=False)]
     shown_real = real[rng.choice(len(real), N_SAMPLES, replace=False)]
-    grids = SampleGrids(cfg.out, shown_synthetic, shown_real, cfg.sample_every)
-    checkpoints = Checkpoints(cfg.out, cfg.checkpoint_every)
-    callbacks = [RunLog(cfg.out), grids, FailureMonitor(cfg.out), checkpoints]
-
-    phases = [
-        ("pretrain_refiner", cfg.pretrain_refiner_steps),
-        ("pretrain_discriminator", cfg.pretrain_discriminator_steps),
-        ("adversarial", cfg.steps),
+    guard = NanGuard()
+    grids = SampleGrids(cfg.out, shown_synthetic, shown_real, cfg.sample_every, guard)
+    checkpoints = Checkpoints(
+        cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, guard
+    )
+    # Order matters: the guard flags a bad interval first; grids and checkpoints then skip it.
+    callbacks = [
+        guard,
+        RunLog(cfg.out, resume_step=start),
+        grids,
+        FailureMonitor(cfg.out),
+        checkpoints,
     ]
+    for callback in callbacks:
+        callback.set_model(model)  # also used outside fit(), for the final grid and checkpoint
+    grids.last = checkpoints.last = start - 1 if start else -1
+
     started = time.time()
-    fits = 0
-    for phase, steps in phases:
-        if steps == 0:
+    for phase, begin, end in phase_plan(cfg):
+        if start >= end:
             continue
         model.set_phase(phase)
-        print(f"\n== {phase}: {steps} steps of batch {cfg.batch_size}")
+        first = max(begin, start)
+        print(f"\n== {phase}: steps {first} to {end} of batch {cfg.batch_size}")
         t0 = time.time()
-        full, rest = divmod(steps, cfg.log_every)
+        full, rest = divmod(end - first, cfg.log_every)
         for epochs, per_epoch in ((full, cfg.log_every), (1 if rest else 0, rest)):
             if epochs == 0:
                 continue
-            # A new seed per fit() call: a fresh iterator would otherwise replay the same batches.
+            at = int(model.step.numpy())
             ds = training_dataset(
-                synthetic, real, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, cfg.seed + 1009 * fits
+                synthetic, real, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, cfg.seed, start_step=at
             )
-            fits += 1
             model.fit(
                 ds,
                 epochs=epochs,
@@ -227,10 +289,19 @@ def train(cfg: Config, *, overwrite: bool = False, verbose: int = 1):
                 verbose=verbose,
                 shuffle=False,
             )
-        print(f"{phase}: {steps} steps in {time.time() - t0:.1f} s")
+            if guard.bad_step is not None:
+                last = list_checkpoints(cfg.out)[-1:] or ["none yet"]
+                raise SimGANError(
+                    f"step {guard.bad_step}: {', '.join(guard.bad_metrics)} became NaN or infinite; "
+                    f"training stopped. Last good checkpoint: {last[0]}"
+                )
+        print(f"{phase}: {end - first} steps in {time.time() - t0:.1f} s")
 
     step = int(model.step.numpy())
-    checkpoints.save(step)
+    if not list_checkpoints(cfg.out)[-1:] or not list_checkpoints(cfg.out)[-1].endswith(
+        f"{step:09d}.weights.h5"
+    ):
+        checkpoints.save(step)
     last_grid = grids.save(step)
     _save_keras(model.refiner, os.path.join(cfg.out, "refiner.keras"))
     _save_keras(model.discriminator, os.path.join(cfg.out, "discriminator.keras"))
@@ -248,6 +319,10 @@ def train(cfg: Config, *, overwrite: bool = False, verbose: int = 1):
         "last_sample_grid": last_grid,
     }
     _write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    if cfg.backup_dir:
+        from simgan_tf.callbacks import backup_run
+
+        backup_run(cfg.out, cfg.backup_dir)
     a = summary["appearance"]
     print(
         f"\ndone: {step} steps in {summary['wall_time_s']} s. Distance to real (gray levels), "
@@ -261,10 +336,46 @@ def train(cfg: Config, *, overwrite: bool = False, verbose: int = 1):
     return model
 
 
+def resume_config(out: str, backup_dir: str | None, overrides: dict) -> Config:
+    """The saved settings of the run in `out` (restored from `backup_dir` first if `out` has none)."""
+    from simgan_tf.callbacks import restore_run
+
+    saved = os.path.join(out, "config.json")
+    if (
+        not os.path.exists(saved)
+        and backup_dir
+        and os.path.exists(os.path.join(backup_dir, "config.json"))
+    ):
+        print(f"{out} holds no run: restoring it from the backup in {backup_dir}")
+        restore_run(backup_dir, out)
+    if not os.path.exists(saved):
+        raise SimGANError(f"{out}: no run to resume (no config.json)")
+    try:
+        with open(saved) as f:
+            values = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SimGANError(f"{saved}: cannot be read ({e})") from None
+    # The run may have moved (or come back from a backup): it lives where it is now.
+    cfg = Config.from_dict({**values, "out": out})
+    changed = sorted(
+        k for k, v in overrides.items() if v is not None and getattr(cfg, k) != v and k != "out"
+    )
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise SimGANError(f"--resume continues {out} with its saved settings; drop {flags}")
+    return cfg.validate()
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     cfg, args = parse_args(argv)
-    train(cfg, overwrite=args.overwrite, verbose=args.verbose)
+    if args.resume:
+        names = {f.name for f in fields(Config)}
+        given = {
+            k: v for k, v in vars(args).items() if k in names and k not in ("preset", "backup_dir")
+        }
+        cfg = resume_config(cfg.out, cfg.backup_dir, given)
+    train(cfg, overwrite=args.overwrite, resume=args.resume, verbose=args.verbose)
 
 
 if __name__ == "__main__":
