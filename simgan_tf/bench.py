@@ -160,6 +160,153 @@ def bench_pipeline(args: argparse.Namespace) -> list[Figure]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Training and refinement benchmarks
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """Options of train-step, read by fit and refine too (registered once: argparse refuses twice)."""
+    p.add_argument(
+        "--preset", default="quick", help="network sizes, K_g, K_d from this preset (default quick)"
+    )
+    p.add_argument("--steps", type=int, default=20, help="timed training steps (default 20)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="jit_compile")
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="bfloat16 compute")
+
+
+def _bench_config(args: argparse.Namespace):
+    from simgan_tf.config import make_config
+
+    b = args.batch_size
+    return make_config(
+        args.preset,
+        batch_size=b,
+        buffer_size=max(b * 50, 1000),
+        jit_compile=args.xla,
+        mixed_precision=args.mixed_precision,
+        log_every=args.steps,
+        sample_every=10**9,
+        checkpoint_every=10**9,
+    )
+
+
+def _time_steps(run_step, steps: int) -> float:
+    """Seconds per step after two warm-up steps (tracing and compilation excluded)."""
+    for _ in range(2):
+        run_step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        run_step()
+    return (time.perf_counter() - t0) / steps
+
+
+@register(
+    "train-step",
+    "the bare compiled step: K_g refiner + K_d discriminator updates with the buffer",
+    _model_options,
+)
+def bench_train_step(args: argparse.Namespace) -> list[Figure]:
+    import tensorflow as tf
+
+    from simgan_tf.train import build_model
+
+    cfg = _bench_config(args)
+    model = build_model(cfg)
+    model.set_phase("adversarial")
+    b, g = cfg.batch_size, cfg.kg + cfg.kd
+    batch = (
+        tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
+        tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
+    )
+    it = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    model.make_train_function()
+    step = model.train_function
+    dt = _time_steps(lambda: float(step(it)["r_l1"]), args.steps)
+    refined = b * g  # every update refines a batch: K_g for the refiner, K_d for the discriminator
+    return [
+        Figure(
+            "train_step_ms",
+            dt * 1000,
+            "ms/step",
+            f"batch {b}, K_g {cfg.kg}, K_d {cfg.kd}, {cfg.preset} networks",
+        ),
+        Figure("train_refined_per_s", refined / dt, "images/s", "refined images per second"),
+    ]
+
+
+@register(
+    "fit",
+    "the same step through fit() with a training run's callbacks and input pipeline",
+)
+def bench_fit(args: argparse.Namespace) -> list[Figure]:
+    from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
+    from simgan_tf.train import build_model
+
+    cfg = _bench_config(args)
+    model = build_model(cfg)
+    model.set_phase("adversarial")
+    b, g = cfg.batch_size, cfg.kg + cfg.kd
+    synthetic, real = _random_eyes(max(4 * b * g, 2000), 0), _random_eyes(max(4 * b, 2000), 1)
+    with tempfile.TemporaryDirectory() as out:
+        guard = NanGuard()
+        callbacks = [
+            guard,
+            RunLog(out),
+            SampleGrids(out, synthetic[:8], real[:8], cfg.sample_every, guard),
+            FailureMonitor(out),
+            Checkpoints(out, cfg.checkpoint_every, guard=guard),
+        ]
+        ds = data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0)
+        model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0, shuffle=False)
+        t0 = time.perf_counter()
+        model.fit(
+            ds,
+            epochs=2,
+            steps_per_epoch=max(1, args.steps // 2),
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
+        dt = (time.perf_counter() - t0) / (2 * max(1, args.steps // 2))
+    return [
+        Figure(
+            "fit_step_ms", dt * 1000, "ms/step", "incl. callbacks (2 log intervals) and tf.data"
+        ),
+        Figure("fit_refined_per_s", b * g / dt, "images/s", "refined images per second"),
+    ]
+
+
+@register("refine", "refiner inference (images/s)")
+def bench_refine(args: argparse.Namespace) -> list[Figure]:
+    import tensorflow as tf
+
+    from simgan_tf.train import build_model
+
+    cfg = _bench_config(args)
+    refiner = build_model(cfg).refiner
+    x = tf.random.uniform((args.batch_size, *cfg.image_shape), -1, 1)
+    infer = tf.function(lambda v: refiner(v, training=False), jit_compile=bool(cfg.jit_compile))
+    dt = _time_steps(lambda: infer(x).numpy(), args.steps)
+    return [
+        Figure("refine_images_per_s", args.batch_size / dt, "images/s", f"batch {args.batch_size}")
+    ]
+
+
+@register("simulator", "the built-in eye simulator (images/s, one process)")
+def bench_simulator(args: argparse.Namespace) -> list[Figure]:
+    from simgan_tf.simulator import render
+
+    figures = []
+    for domain in ("synthetic", "target"):
+        render(200, domain, seed=0)
+        n, t0 = 2000, time.perf_counter()
+        render(n, domain, seed=1)
+        figures.append(
+            Figure(f"simulator_{domain}_per_s", n / (time.perf_counter() - t0), "images/s")
+        )
+    return figures
+
+
+# ----------------------------------------------------------------------------------------------
 # CLI
 
 

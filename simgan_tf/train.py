@@ -135,6 +135,9 @@ def build_model(cfg: Config):
     from simgan_tf.models import build_discriminator, build_refiner
     from simgan_tf.simgan import SimGAN
 
+    if cfg.mixed_precision:
+        # bfloat16 keeps float32's range: no loss scaling needed. Logits and losses stay float32.
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
     discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
     model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
