@@ -1,0 +1,233 @@
+"""Refine a whole data set: `python -m simgan_tf.refine --refiner RUN/refiner.keras --input gaze.h5 --output refined.h5`.
+
+The output has the Kaggle layout (an `image` group of zero-padded keys) with every other key of the
+input (`look_vec`, `path`, ...) copied unchanged, in the input's image order. The input is read and the
+output written one batch at a time, so memory stays flat however large the set; the output appears
+under its name only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from simgan_tf.errors import SimGANError, cli
+
+
+def load_refiner(path: str | os.PathLike):
+    """keras.models.load_model with every failure turned into one line naming the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SimGANError(f"{path}: no such refiner file (expected RUN/refiner.keras)")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file; all mean the same
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SimGANError(f"{path}: cannot be loaded as a Keras model ({first})") from None
+
+
+def check_image_size(refiner, size: tuple[int, int], source: str) -> None:
+    """Raise if the refiner has a fixed input size other than `size` (H, W)."""
+    expected = tuple(refiner.input_shape[1:3])
+    if None not in expected and expected != tuple(size):
+        raise SimGANError(
+            f"{source}: images are {size[0]} x {size[1]}, but the refiner takes "
+            f"{expected[0]} x {expected[1]} (H x W)"
+        )
+
+
+def _refine_batch(refiner, images: np.ndarray) -> np.ndarray:
+    x = images.astype(np.float32)[..., None] / 127.5 - 1.0
+    # A direct call rather than predict_on_batch: no tf.function to retrace for a last, short batch.
+    y = np.asarray(refiner(x, training=False), dtype=np.float32)
+    return np.clip(np.round((y[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def refine_array(
+    refiner, images: np.ndarray, batch_size: int = 256, *, progress: bool = True
+) -> np.ndarray:
+    """Refine uint8 (N, H, W) images in batches; returns uint8 (N, H, W) in the same order."""
+    from tqdm import tqdm
+
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise SimGANError(f"expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    check_image_size(refiner, images.shape[1:], "input")
+    out = np.empty_like(images)
+    with tqdm(
+        total=len(images), unit="img", desc="refine", disable=not progress, file=sys.stderr
+    ) as bar:
+        for start in range(0, len(images), batch_size):
+            stop = min(start + batch_size, len(images))
+            out[start:stop] = _refine_batch(refiner, images[start:stop])
+            bar.update(stop - start)
+    return out
+
+
+def _numeric_order(keys) -> list[str]:
+    # Unpadded keys ("2" before "10") must keep look_vec's row order.
+    return sorted(keys, key=lambda k: (0, int(k), "") if k.isdigit() else (1, 0, k))
+
+
+class _ImageReader:
+    """Batches of uint8 (n, H, W) images from an `image` group (one dataset each) or one array."""
+
+    def __init__(self, path: str, node):
+        import h5py
+
+        self.path = path
+        self.node = node
+        if isinstance(node, h5py.Group):
+            self.keys = _numeric_order(list(node.keys()))
+            if not self.keys:
+                raise SimGANError(f"{path}: the 'image' group is empty")
+            first = node[self.keys[0]]
+            if not isinstance(first, h5py.Dataset):
+                raise SimGANError(f"{path}: 'image/{self.keys[0]}' is not a dataset")
+            shape, self.dtype = first.shape, first.dtype
+        else:
+            self.keys = None
+            if node.ndim < 1 or len(node) == 0:
+                raise SimGANError(f"{path}: the 'image' dataset is empty")
+            shape, self.dtype = node.shape[1:], node.dtype
+        if len(shape) == 3 and shape[-1] == 1:
+            shape = shape[:2]
+        if len(shape) != 2:
+            raise SimGANError(f"{path}: images have shape {shape}, expected (H, W)")
+        if not (self.dtype == np.uint8 or np.issubdtype(self.dtype, np.floating)):
+            raise SimGANError(f"{path}: images have dtype {self.dtype}, expected uint8 or float")
+        self.shape = tuple(shape)
+
+    def __len__(self) -> int:
+        return len(self.keys) if self.keys is not None else len(self.node)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if self.keys is None:
+            batch = self.node[start:stop]
+        else:
+            items = [self.node[k] for k in self.keys[start:stop]]
+            for k, item in zip(self.keys[start:stop], items, strict=True):
+                if getattr(item, "shape", None) not in (self.shape, (*self.shape, 1)):
+                    raise SimGANError(
+                        f"{self.path}: image '{k}' has shape {getattr(item, 'shape', None)}, "
+                        f"expected {self.shape} like the first"
+                    )
+            batch = np.stack([item[()] for item in items])
+        batch = batch.reshape(len(batch), *self.shape)
+        return batch if batch.dtype == np.uint8 else self._float_to_uint8(batch, start)
+
+    def _float_to_uint8(self, batch: np.ndarray, start: int) -> np.ndarray:
+        # Checked per batch (the whole set is never in memory); the rule is data.load_eyes's.
+        if not np.isfinite(batch).all():
+            raise SimGANError(f"{self.path}: images from {start} on hold NaN or infinite values")
+        lo, hi = float(batch.min()), float(batch.max())
+        if lo < 0 or hi > 255 or hi <= 1.0:
+            raise SimGANError(
+                f"{self.path}: float images lie in [{lo:.3g}, {hi:.3g}], expected gray levels in [0, 255]"
+            )
+        return np.round(batch).astype(np.uint8)
+
+
+def refine_file(
+    refiner_path: str,
+    input_path: str,
+    output_path: str,
+    *,
+    batch_size: int = 256,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> int:
+    """Refine every image of `input_path` into `output_path`; returns the number of images."""
+    import h5py
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise SimGANError(f"--batch-size must be >= 1, got {batch_size}")
+    if not os.path.isfile(input_path):
+        raise SimGANError(f"{input_path}: no such file")
+    if os.path.realpath(output_path) == os.path.realpath(input_path) or (
+        os.path.exists(output_path) and os.path.samefile(output_path, input_path)
+    ):
+        raise SimGANError(
+            f"{output_path}: is the input; refusing to overwrite it, choose another --output"
+        )
+    if os.path.isdir(output_path):
+        raise SimGANError(f"{output_path}: is a directory, expected a file name")
+    if os.path.exists(output_path) and not overwrite:
+        raise SimGANError(f"{output_path}: already exists (pass --overwrite to replace it)")
+    if not h5py.is_hdf5(input_path):
+        raise SimGANError(f"{input_path}: not an HDF5 file")
+    refiner = load_refiner(refiner_path)
+
+    parent = os.path.dirname(os.path.abspath(output_path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(output_path)}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(input_path, "r") as src:
+            if "image" not in src:
+                raise SimGANError(f"{input_path}: no 'image' key (found {sorted(src.keys())})")
+            reader = _ImageReader(input_path, src["image"])
+            n = len(reader)
+            check_image_size(refiner, reader.shape, input_path)
+            for key in ("look_vec", "path"):
+                if key in src and len(src[key]) != n:
+                    raise SimGANError(
+                        f"{input_path}: '{key}' has {len(src[key])} rows but there are {n} images"
+                    )
+            with h5py.File(tmp, "w") as dst:
+                # Labels and names are not the refiner's business: copied byte for byte.
+                for key in src:
+                    if key != "image":
+                        src.copy(src[key], dst, name=key)
+                group = dst.create_group("image")
+                width = max(6, len(str(n)))
+                with tqdm(
+                    total=n, unit="img", desc="refine", disable=not progress, file=sys.stderr
+                ) as bar:
+                    for start in range(0, n, batch_size):
+                        stop = min(start + batch_size, n)
+                        refined = _refine_batch(refiner, reader.read(start, stop))
+                        for i, img in enumerate(refined, start):
+                            group.create_dataset(f"{i:0{width}d}", data=img)
+                        bar.update(stop - start)
+        os.replace(tmp, output_path)
+    except OSError as e:
+        raise SimGANError(f"{output_path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return n
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m simgan_tf.refine",
+        description="Refine every image of a data set with a trained refiner; labels and names are kept.",
+    )
+    p.add_argument("--refiner", required=True, help="a trained refiner, e.g. RUN/refiner.keras")
+    p.add_argument("--input", required=True, help="images to refine (Kaggle gaze.h5 layout)")
+    p.add_argument("--output", required=True, help="where to write the refined set (same layout)")
+    p.add_argument(
+        "--batch-size", type=int, default=256, help="images per refiner call (default 256)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    n = refine_file(
+        args.refiner, args.input, args.output, batch_size=args.batch_size, overwrite=args.overwrite
+    )
+    print(f"refined {n} images: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""evaluate, gaze and realism: the angular error by hand, the two-sample test's two ends, a smoke run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from simgan_tf.data import save_eyes
+from simgan_tf.errors import SimGANError
+from simgan_tf.gaze import angular_error_deg, evaluate_estimator, predict_gaze, train_estimator
+from simgan_tf.realism import c2st, split_balanced
+
+
+def toy_eyes(n: int, seed: int, domain: str = "synthetic") -> tuple[np.ndarray, np.ndarray]:
+    """Labelled stand-in eyes: a dark pupil placed by the gaze angles inside a bright almond.
+
+    "target" images the same kind of scene darker, lower in contrast and noisy.
+    """
+    rng = np.random.default_rng(seed)
+    yaw, pitch = rng.uniform(-0.5, 0.5, n), rng.uniform(-0.35, 0.35, n)
+    look = np.stack(
+        [np.sin(yaw) * np.cos(pitch), np.sin(pitch), -np.cos(yaw) * np.cos(pitch)], axis=1
+    ).astype(np.float32)
+    yy, xx = np.mgrid[:35, :55]
+    cx, cy = 27 + 30 * yaw[:, None, None], 17 - 25 * pitch[:, None, None]
+    sclera = np.exp(-((((xx - 27) / 22.0) ** 2 + ((yy - 17) / 11.0) ** 2) ** 2))
+    img = 60 + 150 * sclera - 140 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 18.0) * sclera
+    if domain == "target":
+        img = 0.7 * img + 40 + rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), look
+
+
+def _blobs(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:35, :55]
+    out = np.full((n, 35, 55), 100.0)
+    for _ in range(3):
+        cx, cy = rng.uniform(0, 55, (n, 1, 1)), rng.uniform(0, 35, (n, 1, 1))
+        s = rng.uniform(3, 8, (n, 1, 1))
+        out += rng.uniform(-80, 80, (n, 1, 1)) * np.exp(
+            -((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s**2)
+        )
+    return np.clip(out + rng.normal(0, 4, out.shape), 0, 255).astype(np.uint8)
+
+
+def _stripes(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    xx = np.arange(55)[None, None, :]
+    period, phase = rng.uniform(5, 12, (n, 1, 1)), rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    out = 100 + 30 * np.sin(2 * np.pi * xx / period + phase) + np.zeros((n, 35, 55))
+    return np.clip(out + rng.normal(0, 4, out.shape), 0, 255).astype(np.uint8)
+
+
+# --- angular error ----------------------------------------------------------------------------
+
+
+def test_angular_error_hand_computed():
+    s, c = math.sin(math.radians(10)), math.cos(math.radians(10))
+    pred = np.array(
+        [
+            [0, 0, -1],  # the same direction
+            [0, 0, -5],  # the same direction, another length
+            [1, 0, 0],  # perpendicular
+            [0, 0, 1],  # opposite
+            [1, 1, 0],  # 45 degrees
+            [0, s, -c],  # 10 degrees up
+            [1, 1, 1],  # arccos(1 / sqrt(3))
+            [0, 1e-4, -1],  # a tiny angle, where arccos(cos) would lose it
+        ],
+        dtype=np.float32,
+    )
+    true = np.array(
+        [
+            [0, 0, -1],
+            [0, 0, -1],
+            [0, 0, -1],
+            [0, 0, -1],
+            [1, 0, 0],
+            [0, 0, -1],
+            [1, 0, 0],
+            [0, 0, -1],
+        ],
+        dtype=np.float32,
+    )
+    expected = [
+        0,
+        0,
+        90,
+        180,
+        45,
+        10,
+        math.degrees(math.acos(1 / math.sqrt(3))),
+        math.degrees(1e-4),
+    ]
+    np.testing.assert_allclose(angular_error_deg(pred, true), expected, atol=1e-6)
+    # Symmetric, and its mean is what the report's mean_deg means.
+    np.testing.assert_allclose(angular_error_deg(true, pred), expected, atol=1e-6)
+
+
+def test_angular_error_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        angular_error_deg(np.zeros((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError):
+        angular_error_deg(np.zeros((3, 3)), np.zeros((4, 3)))
+
+
+# --- gaze estimator ---------------------------------------------------------------------------
+
+
+def test_estimator_learns():
+    images, look = toy_eyes(512, seed=0)
+    test_images, test_look = toy_eyes(256, seed=1)
+    recipe = dict(steps=80, batch_size=32, seed=1, width=0.125, dense=32, learning_rate=3e-3)
+    result = evaluate_estimator(train_estimator(images, look, **recipe), test_images, test_look)
+    # Predicting the mean gaze for every image: what an estimator that learned nothing scores.
+    mean_gaze = np.broadcast_to(look.mean(axis=0), test_look.shape)
+    baseline = float(np.mean(angular_error_deg(mean_gaze, test_look)))
+    assert result["mean_deg"] < 0.65 * baseline, (result["mean_deg"], baseline)
+    assert 0.0 <= result["within_7deg"] <= 1.0 and result["errors"].shape == (256,)
+
+
+def test_estimator_training_is_reproducible():
+    """Every arm of an evaluation relies on it: same seed, same start and batch order."""
+    images, look = toy_eyes(64, seed=0)
+    recipe = dict(steps=5, batch_size=16, width=0.125, dense=16, learning_rate=1e-3)
+    a, b = (train_estimator(images, look, seed=0, **recipe) for _ in range(2))
+    np.testing.assert_allclose(predict_gaze(a, images), predict_gaze(b, images), atol=1e-5)
+
+
+# --- two-sample test --------------------------------------------------------------------------
+
+
+def test_split_is_balanced_and_disjoint():
+    (a_tr, a_te), (b_tr, b_te) = split_balanced(100, 37, seed=0, test_fraction=0.5)
+    assert len(a_tr) == len(b_tr) and len(a_te) == len(b_te) and len(a_tr) + len(a_te) == 37
+    assert not set(a_tr) & set(a_te) and not set(b_tr) & set(b_te)
+    assert max(b_tr.max(), b_te.max()) < 37 and len(set(b_tr) | set(b_te)) == 37
+
+
+def test_c2st_is_chance_on_two_halves_of_one_set():
+    images = _blobs(1200, seed=0)
+    score = c2st(images[:600], images[600:], seed=0, steps=60, batch_size=32)
+    assert 0.38 <= score <= 0.62, score
+
+
+def test_c2st_tells_obviously_different_sets_apart():
+    score = c2st(_blobs(300, seed=1), _stripes(300, seed=2), seed=0, steps=60, batch_size=32)
+    assert score > 0.9, score
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """What `simgan_tf.train --out RUN` leaves: config.json, refiner.keras, metrics.csv."""
+    import keras
+
+    from simgan_tf.models import build_refiner
+
+    run = tmp_path / "run"
+    run.mkdir()
+    keras.utils.set_random_seed(0)
+    build_refiner(filters=4, blocks=1).save(run / "refiner.keras")
+    config = {
+        "preset": "smoke",
+        "seed": 0,
+        "synthetic": None,
+        "real": None,
+        "batch_size": 8,
+        "image_shape": [35, 55, 1],
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    rows = ["step,phase,r_adv,r_l1,d_loss_real,d_loss_refined,d_acc_real,d_acc_refined"]
+    rows += [f"{s},adversarial,{1 / s:.3f},{0.1 * s:.3f},0.6,0.7,0.5,0.6" for s in range(1, 7)]
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    return run
+
+
+@pytest.mark.parametrize("data", ["built-in", "files"])
+def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    argv = ["--run", str(fake_run), "--out", str(out), "--preset", "smoke", "--steps", "10"]
+    if data == "files":
+        # Data the simulator did not make, through every file option.
+        paths = {name: tmp_path / f"{name}.h5" for name in ("synthetic", "target", "real")}
+        save_eyes(paths["synthetic"], *toy_eyes(400, seed=0))
+        save_eyes(paths["target"], *toy_eyes(400, seed=1, domain="target"))
+        save_eyes(paths["real"], toy_eyes(100, seed=2, domain="target")[0])
+        argv += [arg for name, path in paths.items() for arg in (f"--{name}", str(path))]
+        argv += ["--repeats", "2"]
+    assert main([*argv, "--quiet"]) == 0
+
+    report = json.loads((out / "report.json").read_text())
+    for arm in ("synthetic", "refined", "oracle"):
+        g = report["gaze"][arm]
+        assert 0 <= g["mean_deg"] <= 180 and 0 <= g["within_7deg"] <= 1, (arm, g)
+    assert report["gaze"]["synthetic"]["n_train"] == report["gaze"]["refined"]["n_train"] == 256
+    repeats = 1 if data == "built-in" else 2
+    assert len(report["gaze"]["oracle"]["runs"]) == len(report["gain_runs"]) == repeats
+    assert 0 <= report["label_drift_deg"] <= 180
+    drift = report["label_drift"]
+    assert drift["synthetic_heldout_error_deg"] >= 0 and drift["refined_heldout_error_deg"] >= 0
+    # The floor needs the simulator's paired target renders; files have none.
+    assert (drift["appearance_floor_deg"] is not None) == (data == "built-in")
+    for key in ("c2st_real_vs_synthetic", "c2st_real_vs_refined"):
+        assert 0 <= report["realism"][key] <= 1
+    assert report["realism"]["n_per_class"] == (128 if data == "built-in" else 100)
+    assert report["data"]["n_test"] == 128 and report["estimator"]["steps"] == 10
+    assert report["wall_seconds"]["total"] > 0 and len(report["goals"]) == 4
+    md = (out / "report.md").read_text()
+    assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
+    for name in ("montage.png", "error_hist.png", "losses.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert "label drift" in capsys.readouterr().out
+
+
+def test_evaluate_errors_are_one_line(fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    unlabelled = tmp_path / "unlabelled.h5"
+    save_eyes(unlabelled, toy_eyes(20, seed=0)[0])
+    cases = [
+        (["--run", str(tmp_path / "nowhere")], "no such run directory"),
+        (
+            ["--run", str(fake_run), "--target", str(unlabelled), "--synthetic", str(unlabelled)],
+            "look_vec",
+        ),
+    ]
+    moved = tmp_path / "moved_run"
+    moved.mkdir()
+    (moved / "refiner.keras").write_bytes((fake_run / "refiner.keras").read_bytes())
+    config = json.loads((fake_run / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**config, "synthetic": "gone/gaze.h5"}))
+    # A run that trained on a file no longer there must not quietly switch to built-in data.
+    cases.append((["--run", str(moved)], "pass --synthetic"))
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--quiet"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+    (fake_run / "refiner.keras").unlink()
+    with pytest.raises(SimGANError, match="no such refiner"):
+        main.__wrapped__(["--run", str(fake_run)])
