@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from simgan_tf.data import to_gray_levels
+from simgan_tf.files import atomic_write
 from simgan_tf.plots import save_loss_curves, save_sample_grid
 from simgan_tf.simgan import DISCRIMINATOR_METRICS, REFINER_METRICS
 
@@ -38,12 +39,10 @@ class RunLog(keras.callbacks.Callback):
         # so the log has each step once, and continues the elapsed time.
         kept = [r for r in self.rows() if int(r["step"]) <= resume_step] if resume_step else []
         if os.path.exists(self.csv_path):
-            tmp = f"{self.csv_path}.tmp-{os.getpid()}"
-            with open(tmp, "w", newline="") as f:
+            with atomic_write(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=COLUMNS)
                 writer.writeheader()
                 writer.writerows(kept)
-            os.replace(tmp, self.csv_path)
         self.started = time.time() - (float(kept[-1]["elapsed_s"]) if kept else 0.0)
         self.drawn, self.redraw_s = 0.0, 15.0  # plotting takes ~0.3 s: not at every short interval
 
@@ -194,9 +193,8 @@ class Checkpoints(keras.callbacks.Callback):
 
     def save(self, step: int) -> str:
         path = os.path.join(self.dir, f"step_{step:09d}.weights.h5")
-        tmp = os.path.join(self.dir, f"tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(tmp)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            self.model.save_weights(tmp)
         for old in list_checkpoints(self.out)[: -self.keep]:
             os.remove(old)
         if self.backup:
@@ -221,9 +219,8 @@ BACKED_UP = ("config.json", "metrics.csv", "losses.png", "summary.json", "warnin
 
 
 def _copy_atomic(src: str, dst: str) -> None:
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_write(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def backup_run(out: str, backup: str) -> None:

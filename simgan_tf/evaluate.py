@@ -21,6 +21,7 @@ import numpy as np
 
 from simgan_tf.data import load_eyes
 from simgan_tf.errors import SimGANError, cli
+from simgan_tf.files import read_json, write_text
 from simgan_tf.gaze import (
     ESTIMATOR_PRESETS,
     angular_error_deg,
@@ -162,25 +163,8 @@ def load_run(run: str) -> tuple[dict, object]:
     config_path = os.path.join(run, "config.json")
     if not os.path.isfile(config_path):
         raise SimGANError(f"{run}: no config.json; is this a training run directory?")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SimGANError(f"{config_path}: cannot be read ({e})") from None
-    if not isinstance(config, dict):
-        raise SimGANError(f"{config_path}: expected a JSON object")
+    config = read_json(config_path)
     return config, load_refiner(os.path.join(run, "refiner.keras"))
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_montage(
@@ -602,8 +586,8 @@ def evaluate(
         "wall_seconds": {k: round(v, 1) for k, v in wall.items()},
     }
     report["goals"] = {key: met for key, _, _, met in _goals(report)}
-    _write_text(os.path.join(out, "report.json"), json.dumps(report, indent=2) + "\n")
-    _write_text(os.path.join(out, "report.md"), render_markdown(report))
+    write_text(os.path.join(out, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_text(os.path.join(out, "report.md"), render_markdown(report))
     return report
 
 

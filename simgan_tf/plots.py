@@ -10,18 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from simgan_tf.files import atomic_write  # noqa: E402
+
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a PNG under a temporary name and rename it, so a reader never sees half a file."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_sample_grid(

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from simgan_tf.errors import SimGANError, cli
+from simgan_tf.files import atomic_write
 
 
 def load_refiner(path: str | os.PathLike):
@@ -166,8 +167,7 @@ def refine_file(
 
     parent = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output_path)}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(output_path) as tmp:
         with h5py.File(input_path, "r") as src:
             if "image" not in src:
                 raise SimGANError(f"{input_path}: no 'image' key (found {sorted(src.keys())})")
@@ -195,12 +195,6 @@ def refine_file(
                         for i, img in enumerate(refined, start):
                             group.create_dataset(f"{i:0{width}d}", data=img)
                         bar.update(stop - start)
-        os.replace(tmp, output_path)
-    except OSError as e:
-        raise SimGANError(f"{output_path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return n
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from simgan_tf.config import PRESETS, Config, make_config
 from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.errors import SimGANError, cli
+from simgan_tf.files import atomic_write, read_json, write_text
 
 N_SAMPLES = 8  # rows in each sample grid
 
@@ -168,24 +169,16 @@ def _prepare_out(cfg: Config, overwrite: bool) -> None:
                 os.remove(os.path.join(cfg.out, name))
     try:
         os.makedirs(cfg.out, exist_ok=True)
-        _write_text(os.path.join(cfg.out, "config.json"), cfg.to_json() + "\n")
+        write_text(os.path.join(cfg.out, "config.json"), cfg.to_json() + "\n")
     except OSError as e:
         raise SimGANError(
             f"{cfg.out}: cannot write the run directory ({e.strerror or e})"
         ) from None
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _save_keras(model, path: str) -> None:
-    tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        model.save(tmp)
 
 
 def phase_plan(cfg: Config) -> list[tuple[str, int, int]]:
@@ -321,7 +314,7 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, verbose
         ),
         "last_sample_grid": last_grid,
     }
-    _write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
     if cfg.backup_dir:
         from simgan_tf.callbacks import backup_run
 
@@ -353,11 +346,7 @@ def resume_config(out: str, backup_dir: str | None, overrides: dict) -> Config:
         restore_run(backup_dir, out)
     if not os.path.exists(saved):
         raise SimGANError(f"{out}: no run to resume (no config.json)")
-    try:
-        with open(saved) as f:
-            values = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SimGANError(f"{saved}: cannot be read ({e})") from None
+    values = read_json(saved)
     # The run may have moved (or come back from a backup): it lives where it is now.
     cfg = Config.from_dict({**values, "out": out})
     changed = sorted(
