@@ -33,6 +33,8 @@ import os
 import re
 import shutil
 import sys
+import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ import h5py
 import numpy as np
 
 from simgan_tf.errors import SimGANError, cli
+from simgan_tf.files import atomic_write
 
 IMAGE_SHAPE = (35, 55)
 KAGGLE_DATASET = "4quant/eye-gaze"
@@ -109,6 +112,40 @@ def _numeric_key(key: str) -> tuple[int, int | str]:
     return (0, int(key)) if key.isdigit() else (1, key)
 
 
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_declared_size(path: str, what: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, before allocating, an array larger than this machine's memory.
+
+    A small file can declare a huge dataset (one never written holds only its fill value), and
+    reading it would fail with MemoryError, or worse, with overcommitted memory, fill the RAM.
+    """
+    nbytes = int(np.prod(shape, dtype=object)) * max(1, np.dtype(dtype).itemsize)
+    memory = _memory_bytes()
+    if memory and nbytes > memory:
+        raise SimGANError(
+            f"{path}: {what} declares shape {tuple(shape)} of {dtype} ({nbytes / 2**30:.3g} GiB), "
+            f"more than this machine's memory ({memory / 2**30:.3g} GiB)"
+        )
+
+
+def _read_dataset(path: str, what: str, node: h5py.Dataset) -> np.ndarray:
+    """A whole dataset as an array: a null dataspace and a declared size beyond memory are errors."""
+    if node.shape is None:
+        raise SimGANError(f"{path}: {what} is an empty dataset (null dataspace, no values)")
+    _check_declared_size(path, what, node.shape, node.dtype)
+    try:
+        # Scalar string datasets read as bytes or str, not arrays.
+        return np.asarray(node[()])
+    except MemoryError:
+        raise SimGANError(f"{path}: {what} of shape {node.shape} does not fit in memory") from None
+
+
 def _read_group(path: str, group: h5py.Group) -> np.ndarray:
     keys = sorted(group.keys(), key=_numeric_key)
     if not keys:
@@ -124,12 +161,21 @@ def _read_group(path: str, group: h5py.Group) -> np.ndarray:
             raise SimGANError(
                 f"{path}: 'image/{key}' is not a dataset (expected one dataset per image)"
             ) from None
+        if dset.shape is None:
+            raise SimGANError(f"{path}: image '{key}' is an empty dataset (null dataspace)")
         if out is None:
             if dset.dtype.kind not in "uif":
                 raise SimGANError(
                     f"{path}: image '{key}' has dtype {dset.dtype}, expected uint8 or float"
                 )
-            out = np.empty((len(keys), *dset.shape), dtype=dset.dtype)
+            shape = (len(keys), *dset.shape)
+            _check_declared_size(path, "the 'image' group", shape, dset.dtype)
+            try:
+                out = np.empty(shape, dtype=dset.dtype)
+            except MemoryError:
+                raise SimGANError(
+                    f"{path}: {len(keys)} images of shape {dset.shape} do not fit in memory"
+                ) from None
         elif dset.shape != out.shape[1:]:
             raise SimGANError(
                 f"{path}: image '{key}' has shape {dset.shape}, "
@@ -151,8 +197,9 @@ def _read_group(path: str, group: h5py.Group) -> np.ndarray:
     return out
 
 
-def _read_paths(node: h5py.Dataset | h5py.Group) -> np.ndarray | None:
-    if not isinstance(node, h5py.Dataset) or node.ndim != 1:
+def _read_paths(node: h5py.Dataset | h5py.Group, n: int) -> np.ndarray | None:
+    # Names are optional: anything but n strings is ignored, and never read when the shape is wrong.
+    if not isinstance(node, h5py.Dataset) or node.shape != (n,):
         return None
     try:
         return np.asarray(node.asstr()[()], dtype=str)
@@ -171,14 +218,22 @@ def _read_hdf5(path: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | N
             node = f["image"]
             if isinstance(node, h5py.Group):
                 images, layout = _read_group(path, node), "group"
+            elif isinstance(node, h5py.Dataset):
+                # An HDF5 array type (say 55 uint8 per element) reads as trailing axes.
+                if node.shape is not None:
+                    _check_image_rank(path, node.shape + node.dtype.shape)
+                images, layout = _read_dataset(path, "'image'", node), "dataset"
             else:
-                images, layout = node[()], "dataset"
+                raise SimGANError(
+                    f"{path}: 'image' is a {type(node).__name__}, expected a group or a dataset"
+                )
             look_vec = None
             if "look_vec" in f:
                 if not isinstance(f["look_vec"], h5py.Dataset):
                     raise SimGANError(f"{path}: 'look_vec' is a group, expected an (N, 3) dataset")
-                look_vec = f["look_vec"][()]
-            paths = _read_paths(f["path"]) if "path" in f else None
+                look_vec = _read_dataset(path, "'look_vec'", f["look_vec"])
+            n = len(images) if images.ndim else 0
+            paths = _read_paths(f["path"], n) if "path" in f else None
     except SimGANError:
         raise
     except OSError as e:
@@ -194,24 +249,36 @@ def _read_hdf5(path: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | N
     return images, look_vec, paths, layout
 
 
+def _check_image_rank(path: str, shape: tuple[int, ...]) -> None:
+    shape = tuple(shape)
+    if len(shape) == 4 and shape[-1] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise SimGANError(
+            f"{path}: images have shape {tuple(shape)}, expected (N, H, W) or (N, H, W, 1)"
+        )
+    if shape[0] == 0:
+        raise SimGANError(f"{path}: holds no images (expected at least one)")
+
+
 def _check_images(path: str, images: np.ndarray, expected: tuple[int, int] | None) -> np.ndarray:
     images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
+    _check_image_rank(path, images.shape)
+    if images.ndim == 4:
         images = images[..., 0]
-    if images.ndim != 3:
-        raise SimGANError(
-            f"{path}: images have shape {images.shape}, expected (N, H, W) or (N, H, W, 1)"
-        )
-    if len(images) == 0:
-        raise SimGANError(f"{path}: holds no images (expected at least one)")
     if expected is not None and images.shape[1:] != tuple(expected):
         raise SimGANError(
             f"{path}: images are {images.shape[1]} x {images.shape[2]}, "
             f"expected {expected[0]} x {expected[1]} (H x W)"
         )
+    if 0 in images.shape:
+        raise SimGANError(
+            f"{path}: images are {images.shape[1]} x {images.shape[2]}, expected at least 1 x 1"
+        )
     if images.dtype == np.uint8:
-        return images
-    if images.dtype == np.bool_ or not np.issubdtype(images.dtype, np.number):
+        # An HDF5 enum of uint8 reads with metadata on its dtype: drop it (np.savez warns on it).
+        return images if images.dtype.metadata is None else images.view(np.uint8)
+    if images.dtype.kind not in "uif":
         raise SimGANError(f"{path}: images have dtype {images.dtype}, expected uint8 or float")
     images = images.astype(np.float32)
     finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
@@ -321,25 +388,50 @@ def _cache_key(path: str) -> str:
     )
 
 
+def _cached_arrays_ok(images: np.ndarray, look_vec: np.ndarray | None) -> bool:
+    # What _write_cache stores; anything else (a foreign or doctored file) is not trusted.
+    if images.dtype != np.uint8 or images.ndim != 3 or 0 in images.shape:
+        return False
+    if look_vec is None:
+        return True
+    return (
+        look_vec.dtype == np.float32
+        and look_vec.shape == (len(images), 3)
+        and bool(np.isfinite(look_vec).all())
+    )
+
+
 def _read_cache(key: str, candidates: list[Path]) -> EyeSet | None:
     for where in candidates:
         if not where.exists():
             continue
+        # A damaged or foreign cache is only a slower start: it is written again. np.load raises
+        # zipfile's and zlib's errors for a damaged archive, besides the usual ones.
         try:
-            with np.load(where, allow_pickle=False) as z:
+            z = np.load(where, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                continue  # a lone .npy array
+            with z:
                 if str(z["key"]) != key:
                     continue
-                return EyeSet(
-                    images=z["images"],
-                    look_vec=z["look_vec"] if "look_vec" in z.files else None,
-                    paths=z["paths"] if "paths" in z.files else None,
-                    layout="group",
-                    stored_dtype=str(z["stored_dtype"]),
-                    cache_status=f"read from cache {where}",
-                )
-        except (OSError, ValueError, KeyError, EOFError):
-            # A damaged or foreign cache is only a slower start: it is written again.
+                images = z["images"]
+                look_vec = z["look_vec"] if "look_vec" in z.files else None
+                paths = z["paths"] if "paths" in z.files else None
+                stored_dtype = str(z["stored_dtype"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
             continue
+        if not _cached_arrays_ok(images, look_vec):
+            continue
+        if paths is not None and paths.shape != (len(images),):
+            paths = None
+        return EyeSet(
+            images=images,
+            look_vec=look_vec,
+            paths=paths,
+            layout="group",
+            stored_dtype=stored_dtype,
+            cache_status=f"read from cache {where}",
+        )
     return None
 
 
@@ -355,17 +447,12 @@ def _write_cache(key: str, candidates: list[Path], eyes: EyeSet) -> str:
         arrays["paths"] = eyes.paths
     problems = []
     for where in candidates:
-        tmp = where.with_name(f"{where.name}.tmp-{os.getpid()}.npz")
         try:
-            where.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, **arrays)
-            os.replace(tmp, where)
+            with atomic_write(where) as tmp:
+                np.savez(tmp, **arrays)
             return f"cache written to {where}"
-        except OSError as e:
-            problems.append(f"{where}: {e.strerror or _one_line(e)}")
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        except SimGANError as e:
+            problems.append(str(e))
     return f"cache not written ({'; '.join(problems)})"
 
 
@@ -440,31 +527,21 @@ def save_eyes(
         images = images[..., 0]
     if images.dtype != np.uint8:
         images = np.clip(np.round(images), 0, 255).astype(np.uint8)
-    parent = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp-{os.getpid()}"
     width = max(6, len(str(len(images))))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        with h5py.File(tmp, "w") as f:
-            group = f.create_group("image")
-            # Low-level creation is about three times faster than group.create_dataset per image.
-            space = h5py.h5s.create_simple(images.shape[1:])
-            dtype = h5py.h5t.py_create(images.dtype)
-            for i, img in enumerate(images):
-                dset = h5py.h5d.create(group.id, f"{i:0{width}d}".encode(), dtype, space)
-                dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(img))
-            if look_vec is not None:
-                f.create_dataset("look_vec", data=np.asarray(look_vec, dtype=np.float32))
-            if paths is not None:
-                f.create_dataset(
-                    "path", data=np.asarray(paths, dtype=object), dtype=h5py.string_dtype()
-                )
-        os.replace(tmp, path)
-    except OSError as e:
-        raise SimGANError(f"{path}: cannot write ({e.strerror or _one_line(e)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        group = f.create_group("image")
+        # Low-level creation is about three times faster than group.create_dataset per image.
+        space = h5py.h5s.create_simple(images.shape[1:])
+        dtype = h5py.h5t.py_create(images.dtype)
+        for i, img in enumerate(images):
+            dset = h5py.h5d.create(group.id, f"{i:0{width}d}".encode(), dtype, space)
+            dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(img))
+        if look_vec is not None:
+            f.create_dataset("look_vec", data=np.asarray(look_vec, dtype=np.float32))
+        if paths is not None:
+            f.create_dataset(
+                "path", data=np.asarray(paths, dtype=object), dtype=h5py.string_dtype()
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -497,12 +574,20 @@ def crop_unityeyes(
     if len(points) < 2:
         raise ValueError("fewer than two eye landmarks")
     pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError("landmarks are not '(x, y, ...)' vectors")
     cols, rows = pts[:, 0], height - pts[:, 1]
     if not np.isfinite(pts).all():
         raise ValueError("landmarks hold NaN or infinite values")
     eye_w, eye_h = np.ptp(cols), np.ptp(rows)
     if eye_w < 2:
         raise ValueError(f"eye landmarks span {eye_w:.1f} pixels across")
+    # Landmarks spanning more than the render are damaged (and would pad a huge crop box).
+    if eye_w > width or eye_h > height:
+        raise ValueError(
+            f"eye landmarks span {eye_w:.0f} x {eye_h:.0f} pixels, more than the "
+            f"{width} x {height} image"
+        )
     aspect = shape[1] / shape[0]
     box_w = max(crop_scale * eye_w, crop_scale * eye_h * aspect)
     box_h = box_w / aspect
@@ -814,7 +899,8 @@ def _image_formats() -> set[str]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return set(FigureCanvasAgg(Figure()).get_supported_filetypes())
+    # PGF is LaTeX drawing code, not an image, and needs a TeX installation to write.
+    return set(FigureCanvasAgg(Figure()).get_supported_filetypes()) - {"pgf"}
 
 
 def write_montage(
@@ -853,17 +939,12 @@ def write_montage(
     ax.set_xlim(-0.5, cols * w - 0.5)
     ax.set_ylim(rows * h - 0.5, -0.5)
     ax.set_axis_off()
-    root, ext = os.path.splitext(out)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        fig.savefig(tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise SimGANError(f"{out}: cannot write ({e.strerror or _one_line(e)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic_write(out) as tmp:
+            fig.savefig(tmp)
+    # matplotlib and Pillow report a format they cannot write (a missing codec, say) this way.
+    except (RuntimeError, ValueError) as e:
+        raise SimGANError(f"{out}: cannot write ({_one_line(e)})") from None
     return len(idx)
 
 
@@ -884,8 +965,7 @@ def _place(src: str, target: Path, overwrite: bool) -> str:
         return "already in place"
     if os.path.lexists(target) and not overwrite:
         raise SimGANError(f"{target}: already exists (pass --overwrite to replace it)")
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(target) as tmp:
         try:
             os.symlink(os.path.abspath(src), tmp)
             how = "linked"
@@ -893,12 +973,6 @@ def _place(src: str, target: Path, overwrite: bool) -> str:
             # No symlinks here (some Windows and network file systems): copy instead.
             shutil.copyfile(src, tmp)
             how = "copied"
-        os.replace(tmp, target)
-    except OSError as e:
-        raise SimGANError(f"{target}: cannot write ({e.strerror or _one_line(e)})") from None
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
     return how
 
 

@@ -17,11 +17,15 @@ from simgan_tf.errors import SimGANError
 
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path to write; on success it replaces `path`, on any failure it is removed."""
+    """Yield a temporary path to write; on success it replaces `path`, on any failure it is removed.
+
+    The folder is created if missing; an OSError (no space, no permission) becomes a SimGANError.
+    """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     try:
+        os.makedirs(directory, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
     except OSError as e:
