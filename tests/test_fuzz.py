@@ -35,8 +35,8 @@ import numpy as np
 import pytest
 import scipy.io
 from hypothesis import HealthCheck, assume, event, given, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from PIL import Image
 
 from simgan_tf import data, train
@@ -752,6 +752,22 @@ def values_of(kind: str):
     return st.sampled_from(POOL[kind]).map(lambda k: ("pool", k))
 
 
+def draw_options(draw, argv: list, names: list, kinds: dict, values, most: int, slips: int) -> list:
+    """Append up to `most` flags drawn from `names`, each with a value of its kind, with slips:
+    a missing value, a stray word or help flag after it, junk anywhere."""
+    for _ in range(draw(st.integers(0, most))):
+        flag = draw(st.sampled_from(names))
+        argv.append(flag)
+        slip = draw(st.integers(0, slips))
+        if kinds[flag] and slip:  # slip 0: the value is missing
+            argv.append(draw(values(kinds[flag])))
+        if slip == 1:
+            argv.append(draw(st.one_of(junk_text, st.sampled_from(["--help", "-h", "--"]))))
+    if draw(st.integers(0, 9)) == 0:
+        argv.insert(draw(st.integers(0, len(argv))), draw(junk_text))
+    return argv
+
+
 @st.composite
 def data_argvs(draw):
     """An argument list that mostly follows the data CLI's grammar, with random slips."""
@@ -762,20 +778,9 @@ def data_argvs(draw):
         if draw(st.integers(0, 9)):  # sometimes one is missing
             argv.append(draw(values_of(kind)))
     all_options = {k: v for _, opts in DATA_CLI.values() for k, v in opts.items()}
-    for _ in range(draw(st.integers(0, 3))):
-        # Mostly this command's options, sometimes another command's.
-        names = sorted(options) * 3 + sorted(all_options) if options else sorted(all_options)
-        flag = draw(st.sampled_from(names))
-        argv.append(flag)
-        kind = all_options[flag]
-        slip = draw(st.integers(0, 9))
-        if kind and slip:  # slip 0: the value is missing
-            argv.append(draw(values_of(kind)))
-        if slip == 1:
-            argv.append(draw(st.one_of(junk_text, st.sampled_from(["--help", "-h", "--"]))))
-    if draw(st.integers(0, 9)) == 0:
-        argv.insert(draw(st.integers(0, len(argv))), draw(junk_text))
-    return argv
+    # Mostly this command's options, sometimes another command's.
+    names = sorted(options) * 3 + sorted(all_options) if options else sorted(all_options)
+    return draw_options(draw, argv, names, all_options, values_of, most=3, slips=9)
 
 
 @fuzz(250)
@@ -1122,20 +1127,8 @@ def train_values(kind):
 @st.composite
 def train_argvs(draw):
     """Random options of the training CLI, mostly well formed, with random slips."""
-    argv = []
     names = sorted(k for k in TRAIN_OPTIONS if k not in TAIL_FLAGS)
-    for _ in range(draw(st.integers(0, 5))):
-        flag = draw(st.sampled_from(names))
-        argv.append(flag)
-        kind = TRAIN_OPTIONS[flag]
-        slip = draw(st.integers(0, 11))
-        if kind and slip:  # slip 0: the value is missing
-            argv.append(draw(train_values(kind)))
-        if slip == 1:
-            argv.append(draw(st.one_of(junk_text, st.sampled_from(["--help", "-h", "--"]))))
-    if draw(st.integers(0, 9)) == 0:
-        argv.insert(draw(st.integers(0, len(argv))), draw(junk_text))
-    return argv
+    return draw_options(draw, [], names, TRAIN_OPTIONS, train_values, most=5, slips=11)
 
 
 def write_training_pair(folder: Path) -> tuple[Path, Path]:
