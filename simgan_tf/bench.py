@@ -16,6 +16,7 @@ adds it to `BENCHMARKS` together with the command-line options of its own; `--ba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from simgan_tf import data
+from simgan_tf.config import STRATEGIES
 from simgan_tf.errors import SimGANError, cli
 
 
@@ -171,6 +173,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20, help="timed training steps (default 20)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="jit_compile")
     p.add_argument("--mixed-precision", action="store_true", default=None, help="bfloat16 compute")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="tf.distribute strategy of train-step and fit; --batch-size is the global batch",
+    )
 
 
 def _bench_config(args: argparse.Namespace):
@@ -183,10 +191,16 @@ def _bench_config(args: argparse.Namespace):
         buffer_size=max(b * 50, 1000),
         jit_compile=args.xla,
         mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
         log_every=args.steps,
         sample_every=10**9,
         checkpoint_every=10**9,
     )
+
+
+def _replicas(model) -> str:
+    strategy = model.distribute_strategy
+    return f"{strategy.num_replicas_in_sync} replica(s), {type(strategy).__name__}"
 
 
 def _time_steps(run_step, steps: int) -> float:
@@ -207,6 +221,7 @@ def _time_steps(run_step, steps: int) -> float:
 def bench_train_step(args: argparse.Namespace) -> list[Figure]:
     import tensorflow as tf
 
+    from simgan_tf.distribute import distribute_steps
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
@@ -217,7 +232,9 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
         tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
         tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
     )
-    it = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    it = iter(
+        distribute_steps(tf.data.Dataset.from_tensors(batch).repeat(), model.distribute_strategy)
+    )
     model.make_train_function()
     step = model.train_function
     dt = _time_steps(lambda: float(step(it)["r_l1"]), args.steps)
@@ -227,7 +244,7 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
             "train_step_ms",
             dt * 1000,
             "ms/step",
-            f"batch {b}, K_g {cfg.kg}, K_d {cfg.kd}, {cfg.preset} networks",
+            f"batch {b}, K_g {cfg.kg}, K_d {cfg.kd}, {cfg.preset} networks, {_replicas(model)}",
         ),
         Figure("train_refined_per_s", refined / dt, "images/s", "refined images per second"),
     ]
@@ -239,6 +256,7 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
 )
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
     from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
+    from simgan_tf.distribute import distribute_steps
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
@@ -246,7 +264,8 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
     model.set_phase("adversarial")
     b, g = cfg.batch_size, cfg.kg + cfg.kd
     synthetic, real = _random_eyes(max(4 * b * g, 2000), 0), _random_eyes(max(4 * b, 2000), 1)
-    with tempfile.TemporaryDirectory() as out:
+    # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
         guard = NanGuard()
         callbacks = [
             guard,
@@ -255,7 +274,9 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
             FailureMonitor(out),
             Checkpoints(out, cfg.checkpoint_every, guard=guard),
         ]
-        ds = data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0)
+        ds = distribute_steps(
+            data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
+        )
         model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0, shuffle=False)
         t0 = time.perf_counter()
         model.fit(
@@ -269,7 +290,10 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
         dt = (time.perf_counter() - t0) / (2 * max(1, args.steps // 2))
     return [
         Figure(
-            "fit_step_ms", dt * 1000, "ms/step", "incl. callbacks (2 log intervals) and tf.data"
+            "fit_step_ms",
+            dt * 1000,
+            "ms/step",
+            f"incl. callbacks (2 log intervals) and tf.data, {_replicas(model)}",
         ),
         Figure("fit_refined_per_s", b * g / dt, "images/s", "refined images per second"),
     ]
@@ -279,12 +303,14 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
 def bench_refine(args: argparse.Namespace) -> list[Figure]:
     import tensorflow as tf
 
+    from simgan_tf.distribute import resolve_speed
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
     refiner = build_model(cfg).refiner
     x = tf.random.uniform((args.batch_size, *cfg.image_shape), -1, 1)
-    infer = tf.function(lambda v: refiner(v, training=False), jit_compile=bool(cfg.jit_compile))
+    jit = resolve_speed(cfg)["jit_compile"]
+    infer = tf.function(lambda v: refiner(v, training=False), jit_compile=jit)
     dt = _time_steps(lambda: infer(x).numpy(), args.steps)
     return [
         Figure("refine_images_per_s", args.batch_size / dt, "images/s", f"batch {args.batch_size}")
@@ -332,6 +358,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", type=float, default=5.0, help="time each throughput figure over (default 5)"
     )
+    p.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices, so that --strategy mirrored runs N replicas "
+        "without GPUs",
+    )
     for bench in BENCHMARKS.values():
         if bench.add_options is not None:
             bench.add_options(p.add_argument_group(f"{bench.name}: {bench.help}"))
@@ -356,6 +389,10 @@ def main(argv: list[str] | None = None) -> None:
         for bench in BENCHMARKS.values():
             print(f"{bench.name:12s} {bench.help}")
         return
+    if args.cpu_devices:
+        from simgan_tf.distribute import split_cpu
+
+        split_cpu(args.cpu_devices)  # before any benchmark makes TensorFlow initialise its devices
     report = run_benchmarks(args)
     if args.json:
         print(json.dumps(report, indent=2))

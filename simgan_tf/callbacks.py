@@ -84,7 +84,9 @@ class SampleGrids(keras.callbacks.Callback):
 
     def save(self, step: int) -> str:
         x = self.synthetic.astype(np.float32)[..., None] / 127.5 - 1.0
-        refined = to_gray_levels(self.model.refiner.predict_on_batch(x))
+        # A direct call, not predict_on_batch: under a multi-replica strategy Keras runs that whole
+        # batch on every replica and concatenates the copies (8 images in, 16 out).
+        refined = to_gray_levels(keras.ops.convert_to_numpy(self.model.refiner(x, training=False)))
         path = os.path.join(self.dir, f"step_{step:06d}.png")
         title = f"step {step} ({self.model.phase})"
         save_sample_grid(path, self.synthetic, refined, self.real, title)

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from simgan_tf.errors import SimGANError
 
+_KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
+# tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+
 
 @dataclass
 class Config:
@@ -50,10 +54,31 @@ class Config:
     # Speed; None = decide from the hardware (on for a GPU, off for a CPU).
     jit_compile: bool | None = None
     mixed_precision: bool | None = None
+    # Devices: the tf.distribute strategy; batch_size is the global batch, split among replicas.
+    strategy: str = "default"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> Config:
+        self._check_types()
         checks = [
+            (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}"),
+            (
+                self.n_synthetic >= 1 and self.n_real >= 1,
+                f"--n-synthetic and --n-real must be >= 1, got {self.n_synthetic}, {self.n_real}",
+            ),
+            (
+                len(self.image_shape) == 3 and min(self.image_shape) >= 1,
+                f"image_shape must be three positive sizes (H, W, C), got {self.image_shape}",
+            ),
+            (
+                self.refiner_filters >= 1 and self.refiner_blocks >= 1,
+                f"--refiner-filters and --refiner-blocks must be >= 1, "
+                f"got {self.refiner_filters}, {self.refiner_blocks}",
+            ),
+            (
+                len(self.discriminator_filters) == 4 and min(self.discriminator_filters) >= 1,
+                f"--discriminator-filters must be four widths >= 1, got {self.discriminator_filters}",
+            ),
             (
                 self.preset in PRESETS,
                 f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}",
@@ -78,11 +103,45 @@ class Config:
             ),
             (self.log_every >= 1, "--log-every must be >= 1"),
             (self.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1"),
+            (
+                self.sample_every >= 1 and self.checkpoint_every >= 1,
+                "--sample-every and --checkpoint-every must be >= 1",
+            ),
+            (
+                self.strategy in STRATEGIES,
+                f"unknown --strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}",
+            ),
+            (
+                # Keras compiles the whole multi-device step as one XLA cluster, which cannot span
+                # the replicas' devices (and a TPU compiles with XLA anyway).
+                self.strategy == "default" or not self.jit_compile,
+                f"--jit-compile works with --strategy default only, not {self.strategy!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise SimGANError(message)
         return self
+
+    def _check_types(self) -> None:
+        """Refuse values of the wrong type (say, from a hand-edited config.json) before comparing."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            declared = str(f.type)
+            if value is None and declared.endswith("| None"):
+                continue
+            base = declared.split(" |")[0].split("[")[0]
+            if base == "tuple":
+                ok = isinstance(value, tuple) and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value
+                )
+            else:
+                # bool is an int subclass: True is no batch size.
+                ok = isinstance(value, _KINDS[base]) and (
+                    base == "bool" or not isinstance(value, bool)
+                )
+            if not ok:
+                raise SimGANError(f"setting {f.name!r} must be of type {declared}, got {value!r}")
 
     @property
     def total_steps(self) -> int:
@@ -99,7 +158,7 @@ class Config:
             raise SimGANError(f"unknown config keys: {', '.join(unknown)}")
         values = dict(values)
         for key in ("image_shape", "discriminator_filters"):
-            if key in values:
+            if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return cls(**values)
 

@@ -6,6 +6,9 @@ The phase chooses what a step does: "pretrain_refiner" (L1 only), "pretrain_disc
 the pretrained refiner), then "adversarial". Each network has its own optimizer and each gradient is
 applied only to its own network's weights; `trainable` is never toggled (toggling it after compile
 is what silently froze the discriminator in Keras 2-style ports under Keras 3).
+
+Under a tf.distribute strategy every replica runs `train_step` on its part of each batch:
+`_replica_share` says how the losses are scaled, history.py how the buffer is shared.
 """
 
 from __future__ import annotations
@@ -20,6 +23,19 @@ from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regula
 PHASES = ("pretrain_refiner", "pretrain_discriminator", "adversarial")
 REFINER_METRICS = ("r_adv", "r_l1", "r_spread")
 DISCRIMINATOR_METRICS = ("d_loss_real", "d_loss_refined", "d_acc_real", "d_acc_refined")
+
+
+def _replica_share(loss):
+    """A replica's loss as its share of the global-batch mean: the per-replica mean / replicas.
+
+    Why: under tf.distribute, Keras 3's TF optimizer all-reduces gradients with SUM inside
+    apply_gradients (`_all_reduce_sum_gradients`); Keras scales only the losses it computes itself
+    (`keras.losses.Loss` calls `scale_loss_for_distribution`), and ours are plain means. Dividing
+    here makes the summed gradient that of the global-batch mean, as on one device. Metrics get the
+    unscaled values. One replica: returned unchanged (not even multiplied by 1).
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
 
 
 class SimGAN(keras.Model):
@@ -41,15 +57,24 @@ class SimGAN(keras.Model):
         )
         self.kg, self.kd = kg, kd
         # Counts train steps over all phases and fits; saved with the weights, so a resumed run knows
-        # where it is.
+        # where it is. Every replica adds 1 per step: keep the first replica's (not the sum).
         self.step = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False, name="step"
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            name="step",
+            aggregation="only_first_replica",
         )
         self.phase = "adversarial"
         self.built = True  # fit() and save_weights() need it; the sub-networks are already built.
 
     def compile(self, refiner_optimizer, discriminator_optimizer, lambda_reg: float, **kwargs):
         super().compile(**kwargs)
+        # Keras gives the model an optimizer of its own (RMSprop) that nothing uses. Under a
+        # tf.distribute strategy fit() would build it over every weight (a useless copy of each, and
+        # checkpoints whose layout depends on the strategy); built empty, it stays as on one device.
+        self.optimizer.build([])
         self.refiner_optimizer = refiner_optimizer
         self.discriminator_optimizer = discriminator_optimizer
         self.lambda_reg = lambda_reg
@@ -99,7 +124,8 @@ class SimGAN(keras.Model):
                 adv = local_adversarial_loss(self.discriminator(refined, training=False), real=True)
                 loss = loss + adv
                 self.trackers["r_adv"].update_state(adv)
-            scaled = self.refiner_optimizer.scale_loss(loss)  # loss scaling under mixed precision
+            # Loss scaling under float16 mixed precision (a no-op otherwise).
+            scaled = self.refiner_optimizer.scale_loss(_replica_share(loss))
         weights = self.refiner.trainable_weights
         self.refiner_optimizer.apply_gradients(
             zip(tape.gradient(scaled, weights), weights, strict=True)
@@ -119,7 +145,7 @@ class SimGAN(keras.Model):
             loss_fake = local_adversarial_loss(logits_fake, real=False)
             # Mean over all patches of both halves: real and refined weigh the same.
             loss = 0.5 * (loss_real + loss_fake)
-            scaled = self.discriminator_optimizer.scale_loss(loss)
+            scaled = self.discriminator_optimizer.scale_loss(_replica_share(loss))
         weights = self.discriminator.trainable_weights
         self.discriminator_optimizer.apply_gradients(
             zip(tape.gradient(scaled, weights), weights, strict=True)

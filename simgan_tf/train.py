@@ -11,11 +11,11 @@ import json
 import os
 import shutil
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 
-from simgan_tf.config import PRESETS, Config, make_config
+from simgan_tf.config import PRESETS, STRATEGIES, Config, make_config
 from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.files import atomic_write, read_json, write_text
@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p = argparse.ArgumentParser(
         prog="python -m simgan_tf.train",
         description="Train a SimGAN refiner and discriminator on eye images.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Every setting not given takes the preset's value (README, Presets); "
+        "python -m simgan_tf.train --preset P prints them all at the start of a run.",
     )
     p.add_argument(
         "--preset", default="quick", choices=sorted(PRESETS), help="settings to start from"
@@ -83,6 +84,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
     )
     p.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        help="bfloat16 compute, float32 weights, logits and losses "
+        "(default: on a GPU of compute capability 8.0 or newer only)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy; --batch-size is the global batch, split among the replicas "
+        "(default: default, one device)",
+    )
+    p.add_argument(
         "--verbose",
         type=int,
         default=1,
@@ -129,31 +142,39 @@ def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
     return synthetic, real, source
 
 
-def build_model(cfg: Config):
-    """The compiled SimGAN of this config (networks, buffer, optimizers)."""
+def build_model(cfg: Config, strategy=None):
+    """The compiled SimGAN of this config (networks, buffer, optimizers).
+
+    Everything is created under `strategy` (default: the one cfg.strategy names), so that fit() runs
+    each step on all of its replicas; `distribute.distribute_steps` splits the data to match.
+    """
     import keras
 
+    from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
     from simgan_tf.models import build_discriminator, build_refiner
     from simgan_tf.simgan import SimGAN
 
-    if cfg.mixed_precision:
-        # bfloat16 keeps float32's range: no loss scaling needed. Logits and losses stay float32.
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
-    discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
-    model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
+    strategy = strategy or make_strategy(cfg.strategy)
+    check_batch(cfg.batch_size, strategy.num_replicas_in_sync)
+    speed = resolve_speed(cfg)
+    # bfloat16 keeps float32's range: no loss scaling needed. Logits and losses stay float32. The
+    # policy is global: set it either way, so a model built after a mixed one is float32 again.
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if speed["mixed_precision"] else "float32"
+    )
 
     def optimizer():
         if cfg.optimizer == "adam":
             return keras.optimizers.Adam(cfg.learning_rate)
         return keras.optimizers.SGD(cfg.learning_rate)
 
-    jit = cfg.jit_compile
-    if jit is None:
-        import tensorflow as tf
-
-        jit = bool(tf.config.list_physical_devices("GPU"))
-    model.compile(optimizer(), optimizer(), lambda_reg=cfg.lambda_reg, jit_compile=jit)
+    with strategy.scope():
+        refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
+        discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
+        model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
+        model.compile(
+            optimizer(), optimizer(), lambda_reg=cfg.lambda_reg, jit_compile=speed["jit_compile"]
+        )
     return model
 
 
@@ -195,6 +216,189 @@ def phase_plan(cfg: Config) -> list[tuple[str, int, int]]:
     return plan
 
 
+class Run:
+    """One training run, phase by phase: `train` runs every phase; a notebook can step through them.
+
+    Creating it does everything before the first step: the strategy, the output folder (refused if it
+    holds a run, unless `overwrite`), the data, the compiled model, the callbacks, and with `resume`
+    the newest checkpoint. `callbacks` are added after the run's own (which write metrics.csv and the
+    sample grids first). `run_phase` trains one phase of `phase_plan(cfg)`; `finish` writes the final
+    checkpoint, grid, models and summary.json.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        overwrite: bool = False,
+        resume: bool = False,
+        verbose: int = 1,
+        callbacks: tuple = (),
+    ):
+        import keras
+        import tensorflow as tf
+
+        from simgan_tf.callbacks import (
+            Checkpoints,
+            FailureMonitor,
+            NanGuard,
+            RunLog,
+            SampleGrids,
+            list_checkpoints,
+        )
+        from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
+
+        self.cfg, self.verbose = cfg, verbose
+        # Before anything is written: a missing TPU or a batch the replicas cannot share fails first.
+        self.strategy = make_strategy(cfg.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        check_batch(cfg.batch_size, replicas)
+        if not resume:
+            _prepare_out(cfg, overwrite)
+        if cfg.backup_dir:
+            # Found out now, not at the first checkpoint an hour in.
+            try:
+                os.makedirs(os.path.join(cfg.backup_dir, "checkpoints"), exist_ok=True)
+            except OSError as e:
+                raise SimGANError(
+                    f"{cfg.backup_dir}: cannot use as --backup-dir ({e.strerror or e})"
+                ) from None
+        print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
+        # config.json keeps None ("decide from the hardware"); this line says what was decided here.
+        self.devices = {"strategy": cfg.strategy, "replicas": replicas, **resolve_speed(cfg)}
+        print(
+            f"devices: {cfg.strategy} strategy, {replicas} replica(s) of batch "
+            f"{cfg.batch_size // replicas}; XLA {'on' if self.devices['jit_compile'] else 'off'}, "
+            f"mixed precision {'bfloat16' if self.devices['mixed_precision'] else 'off'}"
+        )
+        self.synthetic, self.real, self.source = load_training_data(cfg)
+        print(f"synthetic: {len(self.synthetic)} images from {self.source['synthetic']}")
+        print(f"real:      {len(self.real)} images from {self.source['real']}")
+
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.model = model = build_model(cfg, self.strategy)
+        found = list_checkpoints(cfg.out) if resume else []
+        if found:
+            model.load_weights(found[-1])
+            print(f"resuming from {found[-1]}")
+        start = int(model.step.numpy())
+        self.done = (
+            resume
+            and start >= cfg.total_steps
+            and os.path.exists(os.path.join(cfg.out, "refiner.keras"))
+        )
+
+        self.rng = rng = np.random.default_rng(cfg.seed)
+        shown = min(N_SAMPLES, len(self.synthetic), len(self.real))  # a tiny set shows all it has
+        self.shown_synthetic = self.synthetic[rng.choice(len(self.synthetic), shown, replace=False)]
+        self.shown_real = self.real[rng.choice(len(self.real), shown, replace=False)]
+        self.guard = NanGuard()
+        self.grids = SampleGrids(
+            cfg.out, self.shown_synthetic, self.shown_real, cfg.sample_every, self.guard
+        )
+        self.checkpoints = Checkpoints(
+            cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, self.guard
+        )
+        # Order matters: the guard flags a bad interval first; grids and checkpoints then skip it.
+        self.callbacks = [
+            self.guard,
+            RunLog(cfg.out, resume_step=start),
+            self.grids,
+            FailureMonitor(cfg.out),
+            self.checkpoints,
+            *callbacks,
+        ]
+        for callback in self.callbacks:
+            callback.set_model(model)  # also used outside fit(), for the final grid and checkpoint
+        self.grids.last = self.checkpoints.last = start - 1 if start else -1
+        self.started = time.time()
+
+    @property
+    def step(self) -> int:
+        return int(self.model.step.numpy())
+
+    def run_phase(self, phase: str) -> None:
+        """Train `phase` from where the run stands to its end (nothing if it is already past it)."""
+        from simgan_tf.callbacks import list_checkpoints
+        from simgan_tf.distribute import distribute_steps
+        from simgan_tf.simgan import PHASES
+
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}")
+        cfg, model = self.cfg, self.model
+        # A phase of 0 steps is not in the plan: nothing to run.
+        ((begin, end),) = [(b, e) for p, b, e in phase_plan(cfg) if p == phase] or [(0, 0)]
+        first = max(begin, self.step)
+        if first >= end:
+            return
+        model.set_phase(phase)
+        print(f"\n== {phase}: steps {first} to {end} of batch {cfg.batch_size}")
+        t0 = time.time()
+        full, rest = divmod(end - first, cfg.log_every)
+        for epochs, per_epoch in ((full, cfg.log_every), (1 if rest else 0, rest)):
+            if epochs == 0:
+                continue
+            ds = training_dataset(
+                self.synthetic,
+                self.real,
+                cfg.batch_size,
+                cfg.kg + cfg.kd,
+                cfg.kd,
+                cfg.seed,
+                start_step=self.step,
+            )
+            model.fit(
+                distribute_steps(ds, self.strategy),
+                epochs=epochs,
+                steps_per_epoch=per_epoch,
+                callbacks=self.callbacks,
+                verbose=self.verbose,
+                shuffle=False,
+            )
+            if self.guard.bad_step is not None:
+                last = list_checkpoints(cfg.out)[-1:] or ["none yet"]
+                raise SimGANError(
+                    f"step {self.guard.bad_step}: {', '.join(self.guard.bad_metrics)} became NaN "
+                    f"or infinite; training stopped. Last good checkpoint: {last[0]}"
+                )
+        print(f"{phase}: {end - first} steps in {time.time() - t0:.1f} s")
+
+    def finish(self) -> dict:
+        """The final checkpoint, sample grid, both models and summary.json; returns the summary."""
+        from simgan_tf.callbacks import backup_run, list_checkpoints
+        from simgan_tf.stats import toward_real
+
+        cfg, model, rng = self.cfg, self.model, self.rng
+        step = self.step
+        newest = list_checkpoints(cfg.out)[-1:]
+        if not newest or not newest[0].endswith(f"{step:09d}.weights.h5"):
+            self.checkpoints.save(step)
+        last_grid = self.grids.save(step)
+        _save_keras(model.refiner, os.path.join(cfg.out, "refiner.keras"))
+        _save_keras(model.discriminator, os.path.join(cfg.out, "discriminator.keras"))
+
+        n = min(len(self.synthetic), len(self.real), 2000)
+        x = self.synthetic[rng.choice(len(self.synthetic), n, replace=False)]
+        refined = to_gray_levels(
+            model.refiner.predict(to_model_range(x), batch_size=256, verbose=0)
+        )
+        shown_real = self.real[rng.choice(len(self.real), n, replace=False)]
+        summary = {
+            "steps": step,
+            "wall_time_s": round(time.time() - self.started, 1),
+            "devices": self.devices,
+            "data": self.source,
+            "appearance": toward_real(x, refined, shown_real, cfg.seed),
+            "last_sample_grid": last_grid,
+        }
+        write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        if cfg.backup_dir:
+            backup_run(cfg.out, cfg.backup_dir)
+        return summary
+
+
 def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, verbose: int = 1):
     """Run every phase of `cfg`, writing the run directory; returns the trained SimGAN model.
 
@@ -202,134 +406,28 @@ def train(cfg: Config, *, overwrite: bool = False, resume: bool = False, verbose
     buffer, step and random state come from the checkpoint, and the data stream restarts at that
     step's position, so the resumed run sees the batches an uninterrupted one would have seen.
     """
-    import keras
-    import tensorflow as tf
-
-    from simgan_tf.callbacks import (
-        Checkpoints,
-        FailureMonitor,
-        NanGuard,
-        RunLog,
-        SampleGrids,
-        list_checkpoints,
-    )
-    from simgan_tf.stats import toward_real
-
-    if not resume:
-        _prepare_out(cfg, overwrite)
-    print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
-    synthetic, real, source = load_training_data(cfg)
-    print(f"synthetic: {len(synthetic)} images from {source['synthetic']}")
-    print(f"real:      {len(real)} images from {source['real']}")
-
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    model = build_model(cfg)
-    checkpoints_found = list_checkpoints(cfg.out) if resume else []
-    if checkpoints_found:
-        model.load_weights(checkpoints_found[-1])
-        print(f"resuming from {checkpoints_found[-1]}")
-    start = int(model.step.numpy())
-    if (
-        resume
-        and start >= cfg.total_steps
-        and os.path.exists(os.path.join(cfg.out, "refiner.keras"))
-    ):
+    run = Run(cfg, overwrite=overwrite, resume=resume, verbose=verbose)
+    if run.done:
         print(
-            f"{cfg.out}: the run already finished ({start} of {cfg.total_steps} steps); nothing to do"
+            f"{cfg.out}: the run already finished ({run.step} of {cfg.total_steps} steps); "
+            "nothing to do"
         )
-        return model
-
-    rng = np.random.default_rng(cfg.seed)
-    shown_synthetic = synthetic[rng.choice(len(synthetic), N_SAMPLES, replace=False)]
-    shown_real = real[rng.choice(len(real), N_SAMPLES, replace=False)]
-    guard = NanGuard()
-    grids = SampleGrids(cfg.out, shown_synthetic, shown_real, cfg.sample_every, guard)
-    checkpoints = Checkpoints(
-        cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, guard
-    )
-    # Order matters: the guard flags a bad interval first; grids and checkpoints then skip it.
-    callbacks = [
-        guard,
-        RunLog(cfg.out, resume_step=start),
-        grids,
-        FailureMonitor(cfg.out),
-        checkpoints,
-    ]
-    for callback in callbacks:
-        callback.set_model(model)  # also used outside fit(), for the final grid and checkpoint
-    grids.last = checkpoints.last = start - 1 if start else -1
-
-    started = time.time()
-    for phase, begin, end in phase_plan(cfg):
-        if start >= end:
-            continue
-        model.set_phase(phase)
-        first = max(begin, start)
-        print(f"\n== {phase}: steps {first} to {end} of batch {cfg.batch_size}")
-        t0 = time.time()
-        full, rest = divmod(end - first, cfg.log_every)
-        for epochs, per_epoch in ((full, cfg.log_every), (1 if rest else 0, rest)):
-            if epochs == 0:
-                continue
-            at = int(model.step.numpy())
-            ds = training_dataset(
-                synthetic, real, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, cfg.seed, start_step=at
-            )
-            model.fit(
-                ds,
-                epochs=epochs,
-                steps_per_epoch=per_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-                shuffle=False,
-            )
-            if guard.bad_step is not None:
-                last = list_checkpoints(cfg.out)[-1:] or ["none yet"]
-                raise SimGANError(
-                    f"step {guard.bad_step}: {', '.join(guard.bad_metrics)} became NaN or infinite; "
-                    f"training stopped. Last good checkpoint: {last[0]}"
-                )
-        print(f"{phase}: {end - first} steps in {time.time() - t0:.1f} s")
-
-    step = int(model.step.numpy())
-    if not list_checkpoints(cfg.out)[-1:] or not list_checkpoints(cfg.out)[-1].endswith(
-        f"{step:09d}.weights.h5"
-    ):
-        checkpoints.save(step)
-    last_grid = grids.save(step)
-    _save_keras(model.refiner, os.path.join(cfg.out, "refiner.keras"))
-    _save_keras(model.discriminator, os.path.join(cfg.out, "discriminator.keras"))
-
-    n = min(len(synthetic), len(real), 2000)
-    x = synthetic[rng.choice(len(synthetic), n, replace=False)]
-    refined = to_gray_levels(model.refiner.predict(to_model_range(x), batch_size=256, verbose=0))
-    summary = {
-        "steps": step,
-        "wall_time_s": round(time.time() - started, 1),
-        "data": source,
-        "appearance": toward_real(
-            x, refined, real[rng.choice(len(real), n, replace=False)], cfg.seed
-        ),
-        "last_sample_grid": last_grid,
-    }
-    write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
-    if cfg.backup_dir:
-        from simgan_tf.callbacks import backup_run
-
-        backup_run(cfg.out, cfg.backup_dir)
+        return run.model
+    for phase, _, _ in phase_plan(cfg):
+        run.run_phase(phase)
+    summary = run.finish()
     a = summary["appearance"]
     print(
-        f"\ndone: {step} steps in {summary['wall_time_s']} s. Distance to real (gray levels), "
-        f"synthetic -> refined: intensity {a['synthetic_to_real']['intensity']:.2f} -> "
+        f"\ndone: {summary['steps']} steps in {summary['wall_time_s']} s. Distance to real (gray "
+        f"levels), synthetic -> refined: intensity {a['synthetic_to_real']['intensity']:.2f} -> "
         f"{a['refined_to_real']['intensity']:.2f}, gradient {a['synthetic_to_real']['gradient']:.2f} -> "
         f"{a['refined_to_real']['gradient']:.2f}; mean change {a['mean_abs_change']:.2f}."
     )
     print(
-        f"outputs in {cfg.out}: refiner.keras, discriminator.keras, metrics.csv, losses.png, {last_grid}"
+        f"outputs in {cfg.out}: refiner.keras, discriminator.keras, metrics.csv, losses.png, "
+        f"{summary['last_sample_grid']}"
     )
-    return model
+    return run.model
 
 
 def resume_config(out: str, backup_dir: str | None, overrides: dict) -> Config:
@@ -363,10 +461,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg, args = parse_args(argv)
     if args.resume:
         names = {f.name for f in fields(Config)}
-        given = {
-            k: v for k, v in vars(args).items() if k in names and k not in ("preset", "backup_dir")
-        }
+        # The strategy may change between sessions (one GPU, then several): the global batch, the
+        # data stream and the buffer's fill stay those of the saved run.
+        kept = ("preset", "backup_dir", "strategy")
+        given = {k: v for k, v in vars(args).items() if k in names and k not in kept}
         cfg = resume_config(cfg.out, cfg.backup_dir, given)
+        if args.strategy:
+            cfg = replace(cfg, strategy=args.strategy).validate()
     train(cfg, overwrite=args.overwrite, resume=args.resume, verbose=args.verbose)
 
 

@@ -28,3 +28,17 @@ def shared_real() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> tuple[Path, Path]:
+    """A small training pair in the Kaggle layout: dark labelled synthetic eyes, bright real ones."""
+    from simgan_tf.data import save_eyes
+
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    synthetic = rng.integers(60, 120, (96, 35, 55), dtype=np.uint8)
+    real = rng.integers(100, 220, (96, 35, 55), dtype=np.uint8)
+    save_eyes(d / "gaze.h5", synthetic, look_vec=np.tile([0.0, 0.0, -1.0], (96, 1)))
+    save_eyes(d / "real_gaze.h5", real)
+    return d / "gaze.h5", d / "real_gaze.h5"

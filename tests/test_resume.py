@@ -11,19 +11,9 @@ import numpy as np
 import pytest
 
 from simgan_tf.config import make_config
-from simgan_tf.data import save_eyes
 from simgan_tf.train import build_model, main
 
 STEPS = ["--pretrain-refiner-steps", "6", "--pretrain-discriminator-steps", "6", "--log-every", "3"]
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    save_eyes(d / "gaze.h5", rng.integers(60, 120, (96, 35, 55), dtype=np.uint8))
-    save_eyes(d / "real_gaze.h5", rng.integers(100, 220, (96, 35, 55), dtype=np.uint8))
-    return d / "gaze.h5", d / "real_gaze.h5"
 
 
 def _args(pair, out, *extra):

@@ -6,23 +6,10 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
 
 from simgan_tf.callbacks import FailureMonitor
-from simgan_tf.data import save_eyes
 from simgan_tf.train import main
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    synthetic = rng.integers(60, 120, (64, 35, 55), dtype=np.uint8)
-    real = rng.integers(100, 220, (64, 35, 55), dtype=np.uint8)
-    save_eyes(d / "gaze.h5", synthetic, look_vec=np.tile([0.0, 0.0, -1.0], (64, 1)))
-    save_eyes(d / "real_gaze.h5", real)
-    return d / "gaze.h5", d / "real_gaze.h5"
 
 
 def _run(pair, out, *extra):
