@@ -173,12 +173,10 @@ def save_montage(
     """Rows: synthetic, the same images refined, |difference| x4, unpaired real images."""
     import matplotlib.pyplot as plt
 
-    from simgan_tf.plots import save_figure
+    from simgan_tf.plots import amplified_difference, save_figure, show_eye
 
     n = min(n, len(synthetic), len(real))
-    diff = np.clip(
-        4 * np.abs(refined[:n].astype(np.int16) - synthetic[:n].astype(np.int16)), 0, 255
-    )
+    diff = amplified_difference(refined[:n], synthetic[:n])
     rows = [
         ("synthetic", synthetic[:n]),
         ("refined", refined[:n]),
@@ -188,10 +186,7 @@ def save_montage(
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 0.85), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(images[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_eye(axes[r, c], images[c])
         axes[r, 0].set_ylabel(label, fontsize=8)
     fig.subplots_adjust(wspace=0.04, hspace=0.04)
     save_figure(fig, path)

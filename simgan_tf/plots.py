@@ -22,6 +22,18 @@ def save_figure(fig, path: str | os.PathLike) -> None:
         plt.close(fig)
 
 
+def amplified_difference(refined: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """|refined - synthetic| x 4 in gray levels: small changes show, black means unchanged."""
+    return np.clip(4 * np.abs(refined.astype(np.int16) - synthetic.astype(np.int16)), 0, 255)
+
+
+def show_eye(ax, image: np.ndarray) -> None:
+    """One uint8 eye image on `ax`, gray levels as they are (no rescaling), no ticks."""
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def save_sample_grid(
     path: str | os.PathLike,
     synthetic: np.ndarray,
@@ -34,7 +46,7 @@ def save_sample_grid(
     Inputs are uint8 gray levels (N, H, W). The difference column is amplified so that small changes
     show; a black difference column means the refiner changed nothing (the "no-op" failure).
     """
-    diff = np.clip(4 * np.abs(refined.astype(np.int16) - synthetic.astype(np.int16)), 0, 255)
+    diff = amplified_difference(refined, synthetic)
     columns = [
         ("synthetic", synthetic),
         ("refined", refined),
@@ -45,12 +57,9 @@ def save_sample_grid(
     fig, axes = plt.subplots(n, 4, figsize=(4 * 1.6, n * 1.05), squeeze=False)
     for c, (label, images) in enumerate(columns):
         for r in range(n):
-            ax = axes[r, c]
-            ax.imshow(images[r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_eye(axes[r, c], images[r])
             if r == 0:
-                ax.set_title(label, fontsize=9)
+                axes[r, c].set_title(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)

@@ -902,6 +902,13 @@ UNITY_FAULTS = [
 ]
 
 
+def with_faults(draw, spec, faults: list):
+    """`spec` with none, one or two (attribute, value) faults drawn from `faults` set on it."""
+    for name, value in draw(st.one_of(st.just([]), st.lists(st.sampled_from(faults), max_size=2))):
+        setattr(spec, name, value)
+    return spec
+
+
 @st.composite
 def unity_specs(draw):
     """A valid render and JSON with none, one or two faults."""
@@ -909,10 +916,7 @@ def unity_specs(draw):
         size=draw(st.tuples(st.integers(8, 160), st.integers(8, 120))),
         seed=draw(st.integers(0, 999)),
     )
-    faults = draw(st.one_of(st.just([]), st.lists(st.sampled_from(UNITY_FAULTS), max_size=2)))
-    for name, value in faults:
-        setattr(spec, name, value)
-    return spec
+    return with_faults(draw, spec, UNITY_FAULTS)
 
 
 @fuzz(120)
@@ -1034,10 +1038,7 @@ def mat_specs(draw):
     spec = MatSpec(
         n=draw(st.integers(0, 3)), cut=draw(st.floats(0, 0.999)), seed=draw(st.integers(0, 999))
     )
-    faults = draw(st.one_of(st.just([]), st.lists(st.sampled_from(MAT_FAULTS), max_size=2)))
-    for name, value in faults:
-        setattr(spec, name, value)
-    return spec
+    return with_faults(draw, spec, MAT_FAULTS)
 
 
 @fuzz(120)
