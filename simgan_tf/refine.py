@@ -165,8 +165,7 @@ def refine_file(
         raise SimGANError(f"{input_path}: not an HDF5 file")
     refiner = load_refiner(refiner_path)
 
-    parent = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(parent, exist_ok=True)
+    # atomic_write makes the folder, and turns a failure to write into one line.
     with atomic_write(output_path) as tmp:
         with h5py.File(input_path, "r") as src:
             if "image" not in src:

@@ -17,6 +17,7 @@ import numpy as np
 
 from simgan_tf import simulator
 from simgan_tf.errors import SimGANError, cli
+from simgan_tf.files import atomic_write
 
 
 def save_montage(
@@ -53,9 +54,11 @@ def save_montage(
     fig.subplots_adjust(
         left=0.01, right=0.99, bottom=0.005, top=1 - 30 / (height + 40), wspace=0.05
     )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def comparison_montage(
