@@ -172,7 +172,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, default=20, help="timed training steps (default 20)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="jit_compile")
-    p.add_argument("--mixed-precision", action="store_true", default=None, help="bfloat16 compute")
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="half compute")
+    p.add_argument(
+        "--mixed-precision-dtype",
+        choices=("bfloat16", "float16"),
+        help="the half type (default: as training chooses)",
+    )
     p.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -191,10 +196,8 @@ def _bench_config(args: argparse.Namespace):
         buffer_size=max(b * 50, 1000),
         jit_compile=args.xla,
         mixed_precision=args.mixed_precision,
+        mixed_precision_dtype=args.mixed_precision_dtype,
         strategy=args.strategy,
-        log_every=args.steps,
-        sample_every=10**9,
-        checkpoint_every=10**9,
     )
 
 
@@ -211,6 +214,34 @@ def _time_steps(run_step, steps: int) -> float:
     for _ in range(steps):
         run_step()
     return (time.perf_counter() - t0) / steps
+
+
+def step_flops(model, kg: int, kd: int) -> int:
+    """FLOPs of one adversarial step per batch image (a backward pass counted as two forwards).
+
+    A refiner update runs R forward and backward (3 R) and D forward and back to its input (2 D); a
+    discriminator update refines (R), then runs D forward and backward on refined and real (6 D).
+    """
+    from simgan_tf.models import forward_flops
+
+    r, d = forward_flops(model.refiner), forward_flops(model.discriminator)
+    return kg * (3 * r + 2 * d) + kd * (r + 6 * d)
+
+
+def run_flops(model, preset: str) -> int:
+    """FLOPs of a whole run of `preset` (its own batch size and schedule): divided by a machine's
+    sustained FLOP/s, what the run costs there."""
+    from simgan_tf.config import make_config
+    from simgan_tf.models import forward_flops
+
+    cfg = make_config(preset)
+    r, d = forward_flops(model.refiner), forward_flops(model.discriminator)
+    per_image = (
+        cfg.pretrain_refiner_steps * 3 * r
+        + cfg.pretrain_discriminator_steps * (r + 6 * d)
+        + cfg.steps * step_flops(model, cfg.kg, cfg.kd)
+    )
+    return cfg.batch_size * per_image
 
 
 @register(
@@ -239,6 +270,7 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
     step = model.train_function
     dt = _time_steps(lambda: float(step(it)["r_l1"]), args.steps)
     refined = b * g  # every update refines a batch: K_g for the refiner, K_d for the discriminator
+    flops = b * step_flops(model, cfg.kg, cfg.kd)
     return [
         Figure(
             "train_step_ms",
@@ -247,14 +279,45 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
             f"batch {b}, K_g {cfg.kg}, K_d {cfg.kd}, {cfg.preset} networks, {_replicas(model)}",
         ),
         Figure("train_refined_per_s", refined / dt, "images/s", "refined images per second"),
+        Figure("train_step_gflop", flops / 1e9, "GFLOP", "conv and dense work of one step"),
+        Figure("train_tflop_per_s", flops / dt / 1e12, "TFLOP/s", "what the step sustains"),
+        Figure(
+            "preset_run_hours",
+            run_flops(model, cfg.preset) / (flops / dt) / 3600,
+            "h",
+            f"a whole {cfg.preset} run ({run_flops(model, cfg.preset) / 1e15:.3g} PFLOP) at this "
+            "rate; pretraining counted, start-up and callbacks not",
+        ),
     ]
+
+
+def _step_timer():
+    """A callback timing fit() from its first batch to its last epoch end: the per-step cost of a
+    long run, without once-per-phase set-up and the final plot. Listed last, it sees the others."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.begin = self.end = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.begin is None:
+                self.begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end = time.perf_counter()
+
+    return StepTimer()
 
 
 @register(
     "fit",
-    "the same step through fit() with a training run's callbacks and input pipeline",
+    "the same step through fit() with a training run's callbacks and input pipeline, against the "
+    "bare step in the same process",
 )
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
+    import tensorflow as tf
+
     from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
     from simgan_tf.distribute import distribute_steps
     from simgan_tf.train import build_model
@@ -262,58 +325,171 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
     cfg = _bench_config(args)
     model = build_model(cfg)
     model.set_phase("adversarial")
-    b, g = cfg.batch_size, cfg.kg + cfg.kd
+    b, g, steps = cfg.batch_size, cfg.kg + cfg.kd, args.steps
+    per_epoch = min(cfg.log_every, steps)  # a run's epoch is one log interval
     synthetic, real = _random_eyes(max(4 * b * g, 2000), 0), _random_eyes(max(4 * b, 2000), 1)
+    fixed = (
+        tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
+        tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
+    )
+    bare_it = iter(
+        distribute_steps(tf.data.Dataset.from_tensors(fixed).repeat(), model.distribute_strategy)
+    )
     # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-        guard = NanGuard()
-        callbacks = [
-            guard,
-            RunLog(out),
-            SampleGrids(out, synthetic[:8], real[:8], cfg.sample_every, guard),
-            FailureMonitor(out),
-            Checkpoints(out, cfg.checkpoint_every, guard=guard),
-        ]
+        guard, timer = NanGuard(), _step_timer()
+        log = RunLog(out)
+        # Grids and checkpoints are timed once below and spread over their intervals, so that
+        # whether the timed steps cross an interval does not decide the figure.
+        grids = SampleGrids(out, synthetic[:8], real[:8], 10**9, guard)
+        checkpoints = Checkpoints(out, 10**9, guard=guard)
+        callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, timer]
         ds = distribute_steps(
             data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
         )
+
+        def fit() -> float:
+            model.fit(
+                ds,
+                epochs=max(1, steps // per_epoch),
+                steps_per_epoch=per_epoch,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+            )
+            return (timer.end - timer.begin) / (max(1, steps // per_epoch) * per_epoch)
+
         model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0, shuffle=False)
+        model.make_train_function()
+        bare_step = model.train_function
+
+        def bare() -> float:
+            return _time_steps(lambda: float(bare_step(bare_it)["r_l1"]), steps)
+
+        # Interleaved and the best of two each, so that a burst of load elsewhere hits both alike.
+        bare_s, fit_s = min(bare(), bare()), 1e9
+        for _ in range(2):
+            fit_s = min(fit_s, fit())
+            bare_s = min(bare_s, bare())
+        # Events a run pays every so many steps, timed once each and spread over their interval.
         t0 = time.perf_counter()
-        model.fit(
-            ds,
-            epochs=2,
-            steps_per_epoch=max(1, args.steps // 2),
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-        )
-        dt = (time.perf_counter() - t0) / (2 * max(1, args.steps // 2))
+        grids.save(0)
+        t1 = time.perf_counter()
+        checkpoints.save(0)
+        t2 = time.perf_counter()
+        log.on_train_end()  # draws losses.png, as a run does every `redraw_s` seconds
+        t3 = time.perf_counter()
+    events = {
+        f"sample grid every {cfg.sample_every} steps": (t1 - t0) / cfg.sample_every,
+        f"checkpoint every {cfg.checkpoint_every} steps": (t2 - t1) / cfg.checkpoint_every,
+        f"loss plot every {log.redraw_s:.0f} s": (t3 - t2) * fit_s / log.redraw_s,
+    }
+    events_s = sum(events.values())
+    overhead = (fit_s + events_s) / bare_s - 1
+    spread = ", ".join(f"{k}: {v * 1000:.2f} ms" for k, v in events.items())
     return [
+        Figure("bare_step_ms", bare_s * 1000, "ms/step", f"batch {b}, {_replicas(model)}"),
         Figure(
             "fit_step_ms",
-            dt * 1000,
+            fit_s * 1000,
             "ms/step",
-            f"incl. callbacks (2 log intervals) and tf.data, {_replicas(model)}",
+            f"tf.data pipeline, callbacks every {per_epoch} steps (the run's log interval)",
         ),
-        Figure("fit_refined_per_s", b * g / dt, "images/s", "refined images per second"),
+        Figure("fit_events_ms", events_s * 1000, "ms/step", spread),
+        Figure(
+            "fit_overhead_pct",
+            overhead * 100,
+            "%",
+            "(fit + events) over the bare step; the issue's bound is 10%",
+        ),
+        Figure("fit_refined_per_s", b * g / (fit_s + events_s), "images/s", "refined images/s"),
     ]
 
 
-@register("refine", "refiner inference (images/s)")
-def bench_refine(args: argparse.Namespace) -> list[Figure]:
-    import tensorflow as tf
-
-    from simgan_tf.distribute import resolve_speed
+def _bench_refiner(args: argparse.Namespace):
     from simgan_tf.train import build_model
 
-    cfg = _bench_config(args)
-    refiner = build_model(cfg).refiner
-    x = tf.random.uniform((args.batch_size, *cfg.image_shape), -1, 1)
-    jit = resolve_speed(cfg)["jit_compile"]
-    infer = tf.function(lambda v: refiner(v, training=False), jit_compile=jit)
-    dt = _time_steps(lambda: infer(x).numpy(), args.steps)
+    return build_model(_bench_config(args)).refiner
+
+
+@register("refine", "refiner inference: the refine command's compiled uint8 -> uint8 call")
+def bench_refine(args: argparse.Namespace) -> list[Figure]:
+    from simgan_tf.refine import make_refine_fn
+
+    refiner = _bench_refiner(args)
+    refine = make_refine_fn(refiner, args.batch_size, data.IMAGE_SHAPE, args.xla)
+    x = _random_eyes(args.batch_size, 0)
+    dt = _time_steps(lambda: refine(x), args.steps)
     return [
         Figure("refine_images_per_s", args.batch_size / dt, "images/s", f"batch {args.batch_size}")
+    ]
+
+
+def _refine_file_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--refine-images",
+        type=int,
+        default=2_000,
+        help="images in the file to refine (default 2000); a quarter as many are refined first",
+    )
+    p.add_argument(
+        "--refine-layout", choices=("group", "plain"), default="plain", help="layout of both files"
+    )
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+@register(
+    "refine-file",
+    "the refine command end to end on an HDF5 file, and whether its memory stays flat",
+    _refine_file_options,
+)
+def bench_refine_file(args: argparse.Namespace) -> list[Figure]:
+    import h5py
+
+    from simgan_tf.refine import refine_file
+
+    n, layout = args.refine_images, args.refine_layout
+    if n < 4:
+        raise SimGANError(f"--refine-images must be >= 4, got {n}")
+    refiner_keras = _bench_refiner(args)
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="simgan-bench-") as tmp:
+        refiner_path = os.path.join(tmp, "refiner.keras")
+        refiner_keras.save(refiner_path)
+        for count in (n // 4, n):
+            src, dst = os.path.join(tmp, f"in{count}.h5"), os.path.join(tmp, f"out{count}.h5")
+            with h5py.File(src, "w") as f:  # written in slices: the bench holds no whole set either
+                if layout == "plain":
+                    images = f.create_dataset("image", (count, *data.IMAGE_SHAPE), np.uint8)
+                for start in range(0, count, 10_000):
+                    chunk = _random_eyes(min(10_000, count - start), start)
+                    if layout == "plain":
+                        images[start : start + len(chunk)] = chunk
+                    else:
+                        for i, img in enumerate(chunk, start):
+                            f.create_dataset(f"image/{i:07d}", data=img)
+            t0 = time.perf_counter()
+            refine_file(refiner_path, src, dst, batch_size=args.batch_size, progress=False)
+            dt = time.perf_counter() - t0
+            figures.append((count, dt, _peak_rss_mb()))
+            os.remove(dst)
+    (small, _, rss_small), (big, dt, rss_big) = figures
+    return [
+        Figure("refine_file_images_per_s", big / dt, "images/s", f"{big} images, {layout} layout"),
+        Figure(
+            "refine_file_rss_growth_mb",
+            rss_big - rss_small,
+            "MB",
+            f"peak memory refining {big} images minus refining {small}; those {big - small} "
+            f"extra images hold {(big - small) * np.prod(data.IMAGE_SHAPE) / 2**20:.0f} MB as "
+            "uint8, which a loader holding the set would add",
+        ),
     ]
 
 
@@ -371,13 +547,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _gpus() -> list:
+    tf = sys.modules.get("tensorflow")  # a benchmark that never imported TensorFlow used no GPU
+    return tf.config.list_logical_devices("GPU") if tf is not None else []
+
+
+def _peak_memory() -> list[Figure]:
+    """Host peak RSS of the process so far, and each GPU's peak since the benchmark began."""
+    figures = [Figure("peak_rss_mb", _peak_rss_mb(), "MB", "host, process peak so far")]
+    for gpu in _gpus():
+        import tensorflow as tf
+
+        peak = tf.config.experimental.get_memory_info(gpu.name)["peak"] / 2**20
+        figures.append(Figure("peak_gpu_mb", peak, "MB", gpu.name))
+    return figures
+
+
 def run_benchmarks(args: argparse.Namespace) -> dict:
     """Run the selected benchmarks; one JSON-ready dict of the machine and every figure."""
     results = []
     for name in args.only or list(BENCHMARKS):
         if not args.json:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-        for fig in BENCHMARKS[name].run(args):
+        for gpu in _gpus():
+            import tensorflow as tf
+
+            tf.config.experimental.reset_memory_stats(gpu.name)
+        for fig in [*BENCHMARKS[name].run(args), *_peak_memory()]:
             results.append({"benchmark": name, **asdict(fig)})
     return {"machine": _machine(), "results": results}
 

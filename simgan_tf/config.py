@@ -54,6 +54,9 @@ class Config:
     # Speed; None = decide from the hardware (on for a GPU, off for a CPU).
     jit_compile: bool | None = None
     mixed_precision: bool | None = None
+    # bfloat16 or float16 (with loss scaling); None: bfloat16, or float16 on a GPU older than
+    # compute capability 8.0, which has float16 tensor cores but no native bfloat16.
+    mixed_precision_dtype: str | None = None
     # Devices: the tf.distribute strategy; batch_size is the global batch, split among replicas.
     strategy: str = "default"
     extra: dict = field(default_factory=dict)
@@ -108,6 +111,11 @@ class Config:
                 "--sample-every and --checkpoint-every must be >= 1",
             ),
             (
+                self.mixed_precision_dtype in (None, "bfloat16", "float16"),
+                "--mixed-precision-dtype must be bfloat16 or float16, "
+                f"got {self.mixed_precision_dtype!r}",
+            ),
+            (
                 self.strategy in STRATEGIES,
                 f"unknown --strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}",
             ),
@@ -116,6 +124,11 @@ class Config:
                 # the replicas' devices (and a TPU compiles with XLA anyway).
                 self.strategy == "default" or not self.jit_compile,
                 f"--jit-compile works with --strategy default only, not {self.strategy!r}",
+            ),
+            (
+                # Keras would silently compile without XLA: op determinism rules XLA out.
+                not (self.deterministic and self.jit_compile),
+                "--deterministic turns XLA off: drop --jit-compile",
             ),
         ]
         for ok, message in checks:

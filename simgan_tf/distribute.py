@@ -142,29 +142,36 @@ def split_cpu(devices: int) -> None:
         ) from None
 
 
-def speed_defaults() -> dict[str, bool]:
-    """XLA and bfloat16 mixed precision where they help: XLA on any GPU; bfloat16 on a GPU that runs
-    it natively (compute capability 8.0 or newer: A100, H100, RTX 30xx on). On a CPU both stay off:
-    XLA helped at batch 32 but hurt at batch 128 there (docs/BENCHMARKS.md); bfloat16 is unmeasured.
+def speed_defaults() -> dict:
+    """XLA and mixed precision where they help: XLA on any GPU; bfloat16 on a GPU that runs it
+    natively (compute capability 8.0 or newer: A100, H100, RTX 30xx on). On a CPU both stay off:
+    XLA helped at batch 32 but hurt at batch 128 there (docs/BENCHMARKS.md). float16, the half type
+    of older GPUs (V100, T4), is offered but not on by default: unmeasured here.
     """
     gpus = tf.config.list_physical_devices("GPU")
     capabilities = [
         tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0)
         for g in gpus
     ]
+    native_bf16 = not gpus or min(capabilities) >= (8, 0)
     return {
         "jit_compile": bool(gpus),
-        "mixed_precision": bool(gpus) and min(capabilities) >= (8, 0),
+        "mixed_precision": bool(gpus) and native_bf16,
+        "mixed_precision_dtype": "bfloat16" if native_bf16 else "float16",
     }
 
 
-def resolve_speed(cfg: Config) -> dict[str, bool]:
-    """cfg's jit_compile and mixed_precision, each None replaced by `speed_defaults()`'s choice.
+def resolve_speed(cfg: Config) -> dict:
+    """cfg's jit_compile, mixed_precision and mixed_precision_dtype, each None replaced by
+    `speed_defaults()`'s choice.
 
-    XLA stays off under any strategy but the default (Config.validate refuses it explicitly): Keras
-    wraps the whole `strategy.run` step in one XLA function, which fails across devices; this is
-    also what Keras's own jit_compile="auto" does under tf.distribute.
+    XLA stays off under any strategy but the default, and with --deterministic (Config.validate
+    refuses either combination when asked for explicitly): Keras wraps the whole `strategy.run`
+    step in one XLA function, which fails across devices (what Keras's own jit_compile="auto" does
+    under tf.distribute too), and drops XLA under op determinism.
     """
     defaults = speed_defaults()
-    defaults["jit_compile"] = defaults["jit_compile"] and cfg.strategy == "default"
+    # Keras compiles without XLA under op determinism (XLA promises no determinism); say so here
+    # rather than report an XLA the run does not use.
+    defaults["jit_compile"] &= cfg.strategy == "default" and not cfg.deterministic
     return {k: v if (v := getattr(cfg, k)) is not None else defaults[k] for k in defaults}

@@ -6,6 +6,8 @@ REFERENCE.md) are the defaults; width and depth are arguments so that CPU preset
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -95,3 +97,19 @@ def receptive_field(model: keras.Model) -> int:
         rf += (kernel[0] - 1) * jump
         jump *= stride
     return rf
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of one image's forward pass through the model's Conv2D and Dense layers.
+
+    The convolutions are nearly all of the work; activations, adds and pooling are left out. The
+    benchmark divides a step's count by its time to show how much of a device's peak a run uses.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            total += 2 * h * w * math.prod(layer.kernel.shape)
+        elif isinstance(layer, layers.Dense):
+            total += 2 * math.prod(layer.kernel.shape)
+    return total

@@ -86,8 +86,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument(
         "--mixed-precision",
         action=argparse.BooleanOptionalAction,
-        help="bfloat16 compute, float32 weights, logits and losses "
+        help="half-precision compute, float32 weights, logits and losses "
         "(default: on a GPU of compute capability 8.0 or newer only)",
+    )
+    p.add_argument(
+        "--mixed-precision-dtype",
+        choices=("bfloat16", "float16"),
+        help="the half type: float16 adds dynamic loss scaling (default: bfloat16, or float16 on "
+        "a GPU older than compute capability 8.0, such as a T4 or V100)",
     )
     p.add_argument(
         "--strategy",
@@ -157,16 +163,19 @@ def build_model(cfg: Config, strategy=None):
     strategy = strategy or make_strategy(cfg.strategy)
     check_batch(cfg.batch_size, strategy.num_replicas_in_sync)
     speed = resolve_speed(cfg)
-    # bfloat16 keeps float32's range: no loss scaling needed. Logits and losses stay float32. The
-    # policy is global: set it either way, so a model built after a mixed one is float32 again.
-    keras.mixed_precision.set_global_policy(
-        "mixed_bfloat16" if speed["mixed_precision"] else "float32"
-    )
+    # Logits and losses stay float32. The policy is global: set it either way, so that a model
+    # built after a mixed one is float32 again.
+    half = speed["mixed_precision_dtype"] if speed["mixed_precision"] else None
+    keras.mixed_precision.set_global_policy(f"mixed_{half}" if half else "float32")
 
     def optimizer():
         if cfg.optimizer == "adam":
-            return keras.optimizers.Adam(cfg.learning_rate)
-        return keras.optimizers.SGD(cfg.learning_rate)
+            opt = keras.optimizers.Adam(cfg.learning_rate)
+        else:
+            opt = keras.optimizers.SGD(cfg.learning_rate)
+        # float16's narrow range underflows small gradients: dynamic loss scaling for both networks.
+        # bfloat16 keeps float32's range and needs none.
+        return keras.optimizers.LossScaleOptimizer(opt) if half == "float16" else opt
 
     with strategy.scope():
         refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
@@ -269,7 +278,8 @@ class Run:
         print(
             f"devices: {cfg.strategy} strategy, {replicas} replica(s) of batch "
             f"{cfg.batch_size // replicas}; XLA {'on' if self.devices['jit_compile'] else 'off'}, "
-            f"mixed precision {'bfloat16' if self.devices['mixed_precision'] else 'off'}"
+            "mixed precision "
+            + (self.devices["mixed_precision_dtype"] if self.devices["mixed_precision"] else "off")
         )
         self.synthetic, self.real, self.source = load_training_data(cfg)
         print(f"synthetic: {len(self.synthetic)} images from {self.source['synthetic']}")

@@ -79,6 +79,47 @@ def test_refine_keeps_labels_names_and_order(tmp_path, refiner_path, refiner):
     assert os.listdir(dst.parent) == ["refined.h5"]  # no temporary file left behind
 
 
+def test_plain_layout_holds_the_same_refined_images(tmp_path, refiner_path):
+    n = 21
+    images = _images(n, seed=5)
+    look_vec = np.random.default_rng(2).normal(size=(n, 3)).astype(np.float32)
+    src = tmp_path / "gaze.h5"
+    _write_unpadded(src, images, look_vec, [f"{i}.jpg" for i in range(n)])
+    grouped, plain = tmp_path / "grouped.h5", tmp_path / "plain.h5"
+    refine_file(refiner_path, str(src), str(grouped), batch_size=8, progress=False)
+    refine_file(refiner_path, str(src), str(plain), batch_size=8, layout="plain", progress=False)
+    with h5py.File(plain) as f:
+        assert isinstance(f["image"], h5py.Dataset) and f["image"].shape == (n, 35, 55)
+    a, b = load_eyes(grouped, cache=False), load_eyes(plain, require_labels=True, cache=False)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(b.look_vec, look_vec)
+    # "same" keeps a plain input plain.
+    again = tmp_path / "again.h5"
+    refine_file(refiner_path, str(plain), str(again), batch_size=8, progress=False)
+    with h5py.File(again) as f:
+        assert isinstance(f["image"], h5py.Dataset)
+
+
+def test_refine_file_streams_one_batch_at_a_time(tmp_path, refiner_path, monkeypatch):
+    from simgan_tf import refine
+
+    reads = []
+    real_read = refine._ImageReader.read
+
+    def spy(self, start, stop):
+        reads.append((start, stop))
+        return real_read(self, start, stop)
+
+    monkeypatch.setattr(refine._ImageReader, "read", spy)
+    src, dst = tmp_path / "gaze.h5", tmp_path / "refined.h5"
+    save_eyes(src, _images(50, seed=6))
+    refine_file(refiner_path, str(src), str(dst), batch_size=16, progress=False)
+    # Never more than one batch asked of the file at once, and every image exactly once, in order.
+    assert max(stop - start for start, stop in reads) <= 16
+    assert [i for start, stop in reads for i in range(start, stop)] == list(range(50))
+    assert len(load_eyes(dst, cache=False).images) == 50
+
+
 def test_refine_reads_a_plain_float_array(tmp_path, refiner_path, refiner):
     images = _images(10, seed=2)
     src, dst = tmp_path / "plain.h5", tmp_path / "refined.h5"
