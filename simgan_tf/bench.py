@@ -206,6 +206,23 @@ def _replicas(model) -> str:
     return f"{strategy.num_replicas_in_sync} replica(s), {type(strategy).__name__}"
 
 
+def _fixed_batches(cfg, model):
+    """An endless iterator of one fixed (synthetic, real) step batch, split among the replicas:
+    the bare step without any input pipeline."""
+    import tensorflow as tf
+
+    from simgan_tf.distribute import distribute_steps
+
+    b, g = cfg.batch_size, cfg.kg + cfg.kd
+    batch = (
+        tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
+        tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
+    )
+    return iter(
+        distribute_steps(tf.data.Dataset.from_tensors(batch).repeat(), model.distribute_strategy)
+    )
+
+
 def _time_steps(run_step, steps: int) -> float:
     """Seconds per step after two warm-up steps (tracing and compilation excluded)."""
     for _ in range(2):
@@ -250,27 +267,19 @@ def run_flops(model, preset: str) -> int:
     _model_options,
 )
 def bench_train_step(args: argparse.Namespace) -> list[Figure]:
-    import tensorflow as tf
 
-    from simgan_tf.distribute import distribute_steps
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
     model = build_model(cfg)
     model.set_phase("adversarial")
     b, g = cfg.batch_size, cfg.kg + cfg.kd
-    batch = (
-        tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
-        tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
-    )
-    it = iter(
-        distribute_steps(tf.data.Dataset.from_tensors(batch).repeat(), model.distribute_strategy)
-    )
+    it = _fixed_batches(cfg, model)
     model.make_train_function()
     step = model.train_function
     dt = _time_steps(lambda: float(step(it)["r_l1"]), args.steps)
     refined = b * g  # every update refines a batch: K_g for the refiner, K_d for the discriminator
-    flops = b * step_flops(model, cfg.kg, cfg.kd)
+    flops, whole_run = b * step_flops(model, cfg.kg, cfg.kd), run_flops(model, cfg.preset)
     return [
         Figure(
             "train_step_ms",
@@ -283,9 +292,9 @@ def bench_train_step(args: argparse.Namespace) -> list[Figure]:
         Figure("train_tflop_per_s", flops / dt / 1e12, "TFLOP/s", "what the step sustains"),
         Figure(
             "preset_run_hours",
-            run_flops(model, cfg.preset) / (flops / dt) / 3600,
+            whole_run / (flops / dt) / 3600,
             "h",
-            f"a whole {cfg.preset} run ({run_flops(model, cfg.preset) / 1e15:.3g} PFLOP) at this "
+            f"a whole {cfg.preset} run ({whole_run / 1e15:.3g} PFLOP) at this "
             "rate; pretraining counted, start-up and callbacks not",
         ),
     ]
@@ -316,7 +325,6 @@ def _step_timer():
     "bare step in the same process",
 )
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
-    import tensorflow as tf
 
     from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
     from simgan_tf.distribute import distribute_steps
@@ -328,13 +336,7 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
     b, g, steps = cfg.batch_size, cfg.kg + cfg.kd, args.steps
     per_epoch = min(cfg.log_every, steps)  # a run's epoch is one log interval
     synthetic, real = _random_eyes(max(4 * b * g, 2000), 0), _random_eyes(max(4 * b, 2000), 1)
-    fixed = (
-        tf.random.uniform((g, b, *cfg.image_shape), -1, 1),
-        tf.random.uniform((cfg.kd, b, *cfg.image_shape), -1, 1),
-    )
-    bare_it = iter(
-        distribute_steps(tf.data.Dataset.from_tensors(fixed).repeat(), model.distribute_strategy)
-    )
+    bare_it = _fixed_batches(cfg, model)
     # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
         guard, timer = NanGuard(), _step_timer()
@@ -548,7 +550,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _gpus() -> list:
-    tf = sys.modules.get("tensorflow")  # a benchmark that never imported TensorFlow used no GPU
+    """The logical GPUs, if a benchmark imported TensorFlow (one that did not used no GPU)."""
+    tf = sys.modules.get("tensorflow")
     return tf.config.list_logical_devices("GPU") if tf is not None else []
 
 
@@ -556,10 +559,8 @@ def _peak_memory() -> list[Figure]:
     """Host peak RSS of the process so far, and each GPU's peak since the benchmark began."""
     figures = [Figure("peak_rss_mb", _peak_rss_mb(), "MB", "host, process peak so far")]
     for gpu in _gpus():
-        import tensorflow as tf
-
-        peak = tf.config.experimental.get_memory_info(gpu.name)["peak"] / 2**20
-        figures.append(Figure("peak_gpu_mb", peak, "MB", gpu.name))
+        info = sys.modules["tensorflow"].config.experimental.get_memory_info(gpu.name)
+        figures.append(Figure("peak_gpu_mb", info["peak"] / 2**20, "MB", gpu.name))
     return figures
 
 
@@ -570,9 +571,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict:
         if not args.json:
             print(f"running {name} ...", file=sys.stderr, flush=True)
         for gpu in _gpus():
-            import tensorflow as tf
-
-            tf.config.experimental.reset_memory_stats(gpu.name)
+            sys.modules["tensorflow"].config.experimental.reset_memory_stats(gpu.name)
         for fig in [*BENCHMARKS[name].run(args), *_peak_memory()]:
             results.append({"benchmark": name, **asdict(fig)})
     return {"machine": _machine(), "results": results}
