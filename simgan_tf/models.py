@@ -12,6 +12,18 @@ import keras
 from keras import layers
 
 
+@keras.saving.register_keras_serializable(package="simgan_tf")
+class ReflectPad(layers.Layer):
+    """Pads height and width by one pixel with the mirrored image (no weights)."""
+
+    def call(self, x):
+        return keras.ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+
+    def compute_output_shape(self, shape):
+        h, w = (None if d is None else d + 2 for d in shape[1:3])
+        return (shape[0], h, w, shape[3])
+
+
 def build_refiner(
     input_shape: tuple[int, int, int] = (35, 55, 1),
     filters: int = 64,
@@ -20,14 +32,24 @@ def build_refiner(
 ) -> keras.Model:
     """conv 3x3 -> `blocks` ResNet blocks -> conv 1x1 -> tanh; no striding, so output shape = input.
 
+    Every 3x3 convolution pads by mirroring the border (ReflectPad), not with zeros: zero padding
+    set a gray frame beside the images' bright corners, and trained refiners painted a fixed blotch
+    there (docs/RESULTS.md). A flat image now stays flat up to its edges.
+
     Receptive field: 1 + 2 * (1 + 2 * blocks) pixels (19 for 4 blocks), small on purpose: the refiner
     may change local appearance, never the eye's geometry (which carries the gaze label).
     """
+
+    def conv3(x, name, activation=None):
+        # Mirrored borders: zero padding puts a gray frame next to the image's bright corners.
+        x = ReflectPad(name=f"{name}_pad")(x)
+        return layers.Conv2D(filters, 3, activation=activation, name=name)(x)
+
     x_in = keras.Input(input_shape, name="synthetic")
-    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_in")(x_in)
+    x = conv3(x_in, "conv_in", "relu")
     for i in range(blocks):
-        y = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_a")(x)
-        y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_b")(y)
+        y = conv3(x, f"block{i}_a", "relu")
+        y = conv3(y, f"block{i}_b")
         x = layers.ReLU(name=f"block{i}_out")(layers.Add(name=f"block{i}_add")([x, y]))
     x = layers.Conv2D(input_shape[-1], 1, name="conv_out")(x)
     # float32 output: under mixed precision the L1 term still compares images at full precision.

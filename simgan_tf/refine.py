@@ -28,6 +28,8 @@ def load_refiner(path: str | os.PathLike):
         raise SimGANError(f"{path}: no such refiner file (expected RUN/refiner.keras)")
     import keras
 
+    import simgan_tf.models  # noqa: F401 - registers the refiner's ReflectPad layer with Keras
+
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file; all mean the same
