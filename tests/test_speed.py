@@ -75,6 +75,18 @@ def _same_start(source, target) -> None:
     target.set_weights(source.get_weights())
 
 
+def _one_step_each(cfg, reference, other) -> tuple[dict[str, float], dict[str, float]]:
+    """`other` starts from `reference`'s state; the losses of one step of each on the same batch."""
+    _same_start(reference, other)
+    batch = _batch(cfg)
+    want = {k: v for k, v in _adversarial_steps(reference, batch).items() if k in LOSSES}
+    got = {k: v for k, v in _adversarial_steps(other, batch).items() if k in LOSSES}
+    assert set(want) == set(LOSSES)
+    # Losses near 0 would pass any relative tolerance.
+    assert min(abs(v) for v in want.values()) > 1e-2, want
+    return want, got
+
+
 def test_mixed_precision_computes_in_bfloat16_and_trains_float32_weights():
     cfg, model = _model(mixed_precision=True, jit_compile=False)
     x = tf.zeros((1, *cfg.image_shape))
@@ -114,13 +126,7 @@ def test_mixed_precision_step_matches_float32_step(half):
     ]
     assert scaled == [half == "float16"] * 2
     assert mixed.refiner.layers[1].compute_dtype == half
-    _same_start(exact, mixed)
-    batch = _batch(cfg)
-    want = {k: v for k, v in _adversarial_steps(exact, batch).items() if k in LOSSES}
-    got = {k: v for k, v in _adversarial_steps(mixed, batch).items() if k in LOSSES}
-    assert set(want) == set(LOSSES)
-    # Losses near 0 would pass any relative tolerance.
-    assert min(abs(v) for v in want.values()) > 1e-2, want
+    want, got = _one_step_each(cfg, exact, mixed)
     # bfloat16 keeps 8 significant bits (each value within 0.4%), but the losses are means over
     # thousands of values, which averages the rounding out: gaps of 0.03% (oneDNN kernels) to 0.1%
     # (TF_ENABLE_ONEDNN_OPTS=0) were measured; float16 (11 bits) comes closer. 0.5% leaves room,
@@ -135,14 +141,9 @@ def test_xla_step_matches_plain_step(no_op_determinism):
     _, xla = _model(mixed_precision=False, jit_compile=True)
     # Keras falls back to no XLA (a warning) for a model it thinks cannot be compiled.
     assert xla.jit_compile is True and plain.jit_compile is False
-    _same_start(plain, xla)
-    batch = _batch(cfg)
     # One step from an empty buffer: the history half is current images, no random draws. Those
     # would differ: tf.random.stateless_uniform gives other numbers under XLA for the same seed.
-    want = {k: v for k, v in _adversarial_steps(plain, batch).items() if k in LOSSES}
-    got = {k: v for k, v in _adversarial_steps(xla, batch).items() if k in LOSSES}
-    assert set(want) == set(LOSSES)
-    assert min(abs(v) for v in want.values()) > 1e-2, want
+    want, got = _one_step_each(cfg, plain, xla)
     # Both float32: XLA only fuses and reorders, so the gap is float32 round-off.
     assert got == pytest.approx(want, rel=1e-4, abs=1e-5)
 
