@@ -53,3 +53,26 @@ def toward_real(
             np.mean(np.abs(refined.astype(np.float32) - synthetic.astype(np.float32)))
         ),
     }
+
+
+def fixed_pattern(synthetic: np.ndarray, refined: np.ndarray, corner: int = 8) -> dict:
+    """Where the refiner paints the same thing into every image: the mean change (refined minus
+    synthetic) over the set, high-passed (minus its 7 x 7 box blur), mean |value| in each corner.
+
+    Changes that follow the content average out over many images; a fixed pattern does not. A corner
+    far above the others is an artefact (the zero-padded refiner's bottom-right blotch measured 8.5
+    gray levels against 2.8 to 4.9; docs/RESULTS.md).
+    """
+    from scipy.ndimage import uniform_filter
+
+    mean_change = (refined.astype(np.float32) - synthetic.astype(np.float32)).mean(axis=0)
+    if mean_change.ndim == 3:
+        mean_change = mean_change[..., 0]
+    high = np.abs(mean_change - uniform_filter(mean_change, 7, mode="nearest"))
+    c = corner
+    corners = {"top_left": high[:c, :c], "top_right": high[:c, -c:]}
+    corners.update(bottom_left=high[-c:, :c], bottom_right=high[-c:, -c:])
+    return {
+        **{k: float(v.mean()) for k, v in corners.items()},
+        "interior": float(high[c:-c, c:-c].mean()),
+    }

@@ -140,6 +140,23 @@ def test_split_is_balanced_and_disjoint():
     assert max(b_tr.max(), b_te.max()) < 37 and len(set(b_tr) | set(b_te)) == 37
 
 
+def test_fixed_pattern_finds_a_blotch_painted_into_every_image():
+    from simgan_tf.stats import fixed_pattern
+
+    rng = np.random.default_rng(0)
+    synthetic = rng.integers(40, 200, (300, 35, 55)).astype(np.uint8)
+    # A content-following change (noise of its own on every image) averages out...
+    honest = np.clip(synthetic + rng.normal(0, 20, synthetic.shape), 0, 255).astype(np.uint8)
+    clean = fixed_pattern(synthetic, honest)
+    assert max(clean.values()) < 2.0, clean
+    # ... the same bright 3 x 3 spot in every image's bottom-right corner does not.
+    blotched = honest.copy()
+    blotched[:, -4:-1, -4:-1] = 255
+    found = fixed_pattern(synthetic, blotched)
+    others = [found[k] for k in ("top_left", "top_right", "bottom_left", "interior")]
+    assert found["bottom_right"] > 5 * max(others), found
+
+
 def test_c2st_is_chance_on_two_halves_of_one_set():
     images = _blobs(1200, seed=0)
     score = c2st(images[:600], images[600:], seed=0, steps=60, batch_size=32)
@@ -213,8 +230,12 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert report["realism"]["n_per_class"] == (128 if data == "built-in" else 100)
     assert report["data"]["n_test"] == 128 and report["estimator"]["steps"] == 10
     assert report["wall_seconds"]["total"] > 0 and len(report["goals"]) == 4
+    assert set(report["fixed_pattern"]) == {
+        "top_left", "top_right", "bottom_left", "bottom_right", "interior"
+    }  # fmt: skip
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
+    assert "Fixed patterns" in md
     for name in ("montage.png", "error_hist.png", "losses.png"):
         assert (out / name).stat().st_size > 1000, name
     assert "label drift" in capsys.readouterr().out
