@@ -58,8 +58,10 @@ def make_refine_fn(
     """
     import tensorflow as tf
 
+    from simgan_tf.distribute import speed_defaults
+
     if jit_compile is None:
-        jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        jit_compile = speed_defaults()["jit_compile"]
     h, w = size
 
     @tf.function(jit_compile=jit_compile)

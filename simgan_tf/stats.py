@@ -70,9 +70,11 @@ def fixed_pattern(synthetic: np.ndarray, refined: np.ndarray, corner: int = 8) -
         mean_change = mean_change[..., 0]
     high = np.abs(mean_change - uniform_filter(mean_change, 7, mode="nearest"))
     c = corner
-    corners = {"top_left": high[:c, :c], "top_right": high[:c, -c:]}
-    corners.update(bottom_left=high[-c:, :c], bottom_right=high[-c:, -c:])
-    return {
-        **{k: float(v.mean()) for k, v in corners.items()},
-        "interior": float(high[c:-c, c:-c].mean()),
+    regions = {
+        "top_left": high[:c, :c],
+        "top_right": high[:c, -c:],
+        "bottom_left": high[-c:, :c],
+        "bottom_right": high[-c:, -c:],
+        "interior": high[c:-c, c:-c],
     }
+    return {name: float(region.mean()) for name, region in regions.items()}
