@@ -328,6 +328,7 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
 
     from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
     from simgan_tf.distribute import distribute_steps
+    from simgan_tf.tensorboard import TensorBoardLog
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
@@ -345,7 +346,10 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
         # whether the timed steps cross an interval does not decide the figure.
         grids = SampleGrids(out, synthetic[:8], real[:8], 10**9, guard)
         checkpoints = Checkpoints(out, 10**9, guard=guard)
-        callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, timer]
+        # The run's TensorBoard writer, as train.Run adds it: scalars every interval.
+        board = TensorBoardLog(out, cfg.to_json(), grids.dir) if cfg.tensorboard else None
+        run_callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, board]
+        callbacks = [c for c in run_callbacks if c is not None] + [timer]
         ds = distribute_steps(
             data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
         )
@@ -375,7 +379,9 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
             bare_s = min(bare_s, bare())
         # Events a run pays every so many steps, timed once each and spread over their interval.
         t0 = time.perf_counter()
-        grids.save(0)
+        grid = grids.save(0)
+        if board:
+            board.log_image(grid, 0)  # the grid's TensorBoard copy
         t1 = time.perf_counter()
         checkpoints.save(0)
         t2 = time.perf_counter()

@@ -113,7 +113,9 @@ class FailureMonitor(keras.callbacks.Callback):
     - no-op: in adversarial training the refiner changes images by under `min_change` gray levels
       on average (the L1 term dominates);
     - discriminator wins: it tells refined from real on nearly every patch, so refinement is not
-      closing the gap (if it persists: a geometry gap the refiner cannot fix).
+      closing the gap (if it persists: a geometry gap the refiner cannot fix). It reads the current
+      refiner's images (d_acc_refined), not the history half (d_acc_history): old buffer images
+      told apart say nothing about the refiner as it is now.
     Each warning prints once when it starts and again only after it has cleared.
     """
 

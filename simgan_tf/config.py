@@ -6,11 +6,32 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from simgan_tf import photometry
 from simgan_tf.errors import SimGANError
 
 _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
 # tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+# The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
+PAPER_SGD_RATE = 0.001
+
+
+def patch_count(image_shape: tuple[int, ...] = (35, 55)) -> int:
+    """Patches in the discriminator's logit map for H x W images: 9 x 14 = 126 for 35 x 55.
+
+    Its two stride-2 "same" convolutions each halve H and W, rounding up (models.build_discriminator;
+    counted here without building it, so that reading a config needs no Keras; tests check the two
+    agree).
+    """
+    h, w = image_shape[:2]
+    for _ in range(2):
+        h, w = -(-h // 2), -(-w // 2)
+    return h * w
+
+
+# Our losses are means over the P patches (losses.py), 1 / P of the paper's sums, and so are their
+# gradients: the paper's SGD step is PAPER_SGD_RATE * P on our scale (0.126 for eyes).
+PAPER_LEARNING_RATE = PAPER_SGD_RATE * patch_count()
 
 
 @dataclass
@@ -22,6 +43,11 @@ class Config:
     n_synthetic: int = 20_000  # images the simulator makes when --synthetic is not given
     n_real: int = 20_000  # target-domain images made when no real set is found
     data_dir: str = "data"
+    # How synthetic images are normalised before the refiner sees them (photometry.py): "auto" picks
+    # "equalize" or "match" from the real set; training writes the choice (and "match"'s 256-entry
+    # synthetic -> real lookup table) into config.json, so that refine prepares images the same way.
+    input_norm: str = "auto"
+    input_lut: tuple[int, ...] | None = None
     out: str = "runs/quick"
     seed: int = 0
     image_shape: tuple[int, int, int] = (35, 55, 1)
@@ -41,12 +67,13 @@ class Config:
     # (losses.py says how this relates to the paper's sums).
     lambda_reg: float = 1.0
     optimizer: str = "sgd"
-    learning_rate: float = 0.001
+    learning_rate: float = PAPER_LEARNING_RATE
     # Output cadence, in steps.
     log_every: int = 100
     sample_every: int = 1_000
     checkpoint_every: int = 1_000
     keep_checkpoints: int = 3
+    tensorboard: bool = True  # event files in OUT/tensorboard/ (tensorboard --logdir runs)
     backup_dir: str | None = (
         None  # a second copy of the newest checkpoint (a mounted Drive on Colab)
     )
@@ -85,6 +112,20 @@ class Config:
             (
                 self.preset in PRESETS,
                 f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}",
+            ),
+            (
+                self.input_norm in photometry.MODES,
+                f"unknown --input-norm {self.input_norm!r}; expected one of "
+                f"{', '.join(photometry.MODES)}",
+            ),
+            (
+                self.input_lut is None
+                or (len(self.input_lut) == 256 and all(0 <= v <= 255 for v in self.input_lut)),
+                "input_lut must be 256 gray levels 0..255 (one per input level)",
+            ),
+            (
+                self.input_lut is None or self.input_norm == "match",
+                f"input_lut goes with input_norm 'match', not {self.input_norm!r}",
             ),
             (self.batch_size >= 2, f"--batch-size must be at least 2, got {self.batch_size}"),
             (self.steps >= 0, f"--steps must be >= 0, got {self.steps}"),
@@ -170,16 +211,19 @@ class Config:
         if unknown:
             raise SimGANError(f"unknown config keys: {', '.join(unknown)}")
         values = dict(values)
-        for key in ("image_shape", "discriminator_filters"):
+        for key in ("image_shape", "discriminator_filters", "input_lut"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return cls(**values)
 
 
 PRESETS: dict[str, dict] = {
-    # The paper's settings: full networks, batch 512, SGD 0.001, 1,000 + 200 pretraining steps,
-    # K_g = 2, K_d = 1, a 25,600-image history. Meant for a GPU.
-    "paper": dict(out="runs/paper", n_synthetic=100_000, n_real=100_000),
+    # The paper's settings: full networks, batch 512, SGD, 1,000 + 200 pretraining steps, K_g = 2,
+    # K_d = 1, a 25,600-image history. Meant for a GPU. Its SGD 0.001 on the paper's summed losses
+    # is PAPER_LEARNING_RATE on our mean ones (above).
+    "paper": dict(
+        out="runs/paper", n_synthetic=100_000, n_real=100_000, learning_rate=PAPER_LEARNING_RATE
+    ),
     # The same structure at a quarter of the width, sized to finish in about 15 minutes on a
     # 2-core CPU and still refine visibly: Adam, because SGD at this step budget barely moves.
     "quick": dict(

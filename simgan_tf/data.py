@@ -18,7 +18,7 @@ more `load_eyes` keeps a contiguous copy, `<file>.cache.npz`, beside the file (o
 $SIMGAN_CACHE_DIR if set, or in the project's `data/` when the file's folder is not writable),
 keyed on the file's absolute path, size and modification time.
 
-CLI: `python -m simgan_tf.data {inspect,convert-unityeyes,convert-mpiigaze,download} ...`.
+CLI: `python -m simgan_tf.data {inspect,convert-unityeyes,convert-mpiigaze,split,download} ...`.
 TensorFlow is imported only by the tf.data functions, so the CLI starts fast.
 """
 
@@ -492,6 +492,58 @@ def load_eyes(
     return eyes
 
 
+def _image_count(path: str, f: h5py.File) -> int:
+    # Counting the group's members reads no image, unlike load_eyes.
+    if "image" not in f:
+        raise SimGANError(
+            f"{path}: no 'image' key (found {sorted(f.keys())}); expected the Kaggle gaze.h5 layout"
+        )
+    node = f["image"]
+    if isinstance(node, h5py.Group):
+        return len(node)
+    if isinstance(node, h5py.Dataset) and node.shape:
+        return node.shape[0]
+    raise SimGANError(f"{path}: 'image' is neither a group nor an (N, H, W) dataset")
+
+
+def _column_values(path: str, key: str, node: h5py.Dataset) -> np.ndarray:
+    if node.dtype.kind in "OSU":
+        try:
+            return np.asarray(node.asstr()[()], dtype=str)
+        except (TypeError, ValueError, UnicodeDecodeError):
+            raise SimGANError(f"{path}: '{key}' holds strings that are not UTF-8 text") from None
+    if node.dtype.kind not in "iuf":
+        raise SimGANError(f"{path}: '{key}' has dtype {node.dtype}, expected numbers or strings")
+    values = _read_dataset(path, f"'{key}'", node)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = int(np.argmin(np.isfinite(values)))
+        raise SimGANError(f"{path}: '{key}' row {bad} is NaN or infinite")
+    return values
+
+
+def load_groups(path: str | os.PathLike, key: str = "subject") -> np.ndarray | None:
+    """The per-image column `key` of an eye file (a person id, a head pose...), None if absent.
+
+    Any other shape than one value per image, in the `image` group's key order, is an error.
+    """
+    path = os.fspath(path)
+    _check_input_file(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if key not in f:
+                return None
+            node, n = f[key], _image_count(path, f)
+            if not isinstance(node, h5py.Dataset):
+                raise SimGANError(f"{path}: '{key}' is a group, expected a ({n},) dataset")
+            if node.shape != (n,):
+                raise SimGANError(
+                    f"{path}: '{key}' has shape {node.shape}, expected ({n},): one value per image"
+                )
+            return _column_values(path, key, node)
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise SimGANError(f"{path}: cannot be read as HDF5, damaged? ({_one_line(e)})") from None
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing
 
@@ -855,6 +907,89 @@ def convert_mpiigaze(
 
 
 # ----------------------------------------------------------------------------------------------
+# split by person
+
+
+@dataclass
+class SplitPart:
+    """One output of `split_by_group`: its path, the group ids it holds and its image count."""
+
+    out: str
+    ids: list
+    count: int
+
+
+def _row_columns(path: str, n: int) -> tuple[dict[str, tuple[np.ndarray, np.dtype]], list[str]]:
+    """Every top-level dataset but `image` with one row per image, with its stored dtype; and the
+    names of the others, which a row subset cannot carry."""
+    columns, left_out = {}, []
+    with h5py.File(path, "r") as f:
+        for name, node in f.items():
+            if name == "image":
+                continue
+            if isinstance(node, h5py.Dataset) and node.shape and node.shape[0] == n:
+                columns[name] = (_read_dataset(path, f"'{name}'", node), node.dtype)
+            else:
+                left_out.append(name)
+    return columns, left_out
+
+
+def _pick_groups(ids: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(ids)
+    k = min(max(int(round(fraction * len(ids))), 1), len(ids) - 1)
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+def split_by_group(
+    path: str | os.PathLike,
+    outs: tuple[str | os.PathLike, str | os.PathLike],
+    *,
+    key: str = "subject",
+    fraction: float = 0.5,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> tuple[list[SplitPart], list[str]]:
+    """Split an eye file into two with no group (person) in both; returns the parts and the names of
+    top-level datasets left out because they are not one row per image.
+
+    The group ids are shuffled with `seed` and the first round(fraction * ids), at least one and at
+    most all but one, go to the first output. Each output keeps the input's file order and every
+    per-image dataset (look_vec, path, subject, ...) subset by row. Both are written under temporary
+    names and renamed only once both are complete.
+    """
+    path, outs = os.fspath(path), tuple(os.fspath(o) for o in outs)
+    _check_input_file(path)
+    for out in outs:
+        _check_output(out, [path], overwrite)
+    if os.path.abspath(outs[0]) == os.path.abspath(outs[1]):
+        raise SimGANError(f"{outs[0]}: given as both outputs; name two different files")
+    if not 0.0 < fraction < 1.0:
+        raise SimGANError(f"--fraction must lie strictly between 0 and 1, got {fraction}")
+    groups = load_groups(path, key)
+    if groups is None:
+        with h5py.File(path, "r") as f:
+            found = sorted(f.keys())
+        raise SimGANError(f"{path}: no '{key}' dataset to split by (found {found})")
+    ids = np.unique(groups)
+    if len(ids) < 2:
+        raise SimGANError(f"{path}: '{key}' holds {len(ids)} distinct value, need at least 2")
+    eyes = load_eyes(path, expected_shape=None)
+    columns, left_out = _row_columns(path, len(eyes))
+    parts = []
+    with atomic_write(outs[0]) as tmp_a, atomic_write(outs[1]) as tmp_b:
+        for out, tmp, part_ids in zip(
+            outs, (tmp_a, tmp_b), _pick_groups(ids, fraction, seed), strict=True
+        ):
+            rows = np.flatnonzero(np.isin(groups, part_ids))
+            save_eyes(tmp, eyes.images[rows], overwrite=True)
+            with h5py.File(tmp, "a") as f:
+                for name, (values, dtype) in columns.items():
+                    f.create_dataset(name, data=values[rows], dtype=dtype)
+            parts.append(SplitPart(out, part_ids.tolist(), len(rows)))
+    return parts, left_out
+
+
+# ----------------------------------------------------------------------------------------------
 # inspect
 
 
@@ -1043,21 +1178,33 @@ def to_gray_levels(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def image_stream(images: np.ndarray, batch_size: int, groups: int, seed: int, start_step: int = 0):
+def image_stream(
+    images: np.ndarray,
+    batch_size: int,
+    groups: int,
+    seed: int,
+    start_step: int = 0,
+    stream: int = 0,
+):
     """An endless tf.data stream of (groups, batch, H, W, 1) float32 tensors in [-1, 1].
 
     Shuffles indices (not images) once per pass, so the shuffle buffer stays small whatever the
     set's size, and gathers whole steps at once from one in-memory uint8 copy: one gather, one cast
     and one scale per step, no per-image work.
 
-    The order is a pure function of (seed, position): pass p uses a stateless permutation seeded by
-    (seed, p), and `start_step` skips the indices that earlier steps consumed. A resumed run thus
-    sees exactly the batches an uninterrupted one would have seen, and skipping costs no image work.
+    The order is a pure function of (seed, stream, position): pass p uses a stateless permutation
+    seeded by (seed, stream, p), and `start_step` skips the indices that earlier steps consumed. A
+    resumed run thus sees exactly the batches an uninterrupted one would have seen, and skipping
+    costs no image work. `stream` (0 <= stream < 2**31) numbers independent orders of one seed.
     """
     import tensorflow as tf
 
     if batch_size < 1 or groups < 1:
         raise SimGANError(f"batch size and groups must be >= 1, got {batch_size} and {groups}")
+    if not (0 <= seed < 2**32 and 0 <= stream < 2**31):
+        raise SimGANError(
+            f"seed must be in [0, 2**32) and stream in [0, 2**31), got {seed}, {stream}"
+        )
     images = np.asarray(images)
     if images.ndim == 4:
         images = images[..., 0]
@@ -1073,9 +1220,12 @@ def image_stream(images: np.ndarray, batch_size: int, groups: int, seed: int, st
 
     first_pass, offset = divmod(start_step * batch_size * groups, n)
 
+    # One int64 holds both: seeds are below 2**32.
+    key = tf.constant(seed + stream * 2**32, tf.int64)
+
     def one_pass(p):
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), p])
+            tf.range(n, dtype=tf.int64), seed=tf.stack([key, p])
         )
         return tf.data.Dataset.from_tensor_slices(order)
 
@@ -1096,17 +1246,19 @@ def training_dataset(
     real_groups: int,
     seed: int,
     start_step: int = 0,
+    stream: int = 0,
 ):
     """Zip synthetic and real streams: each element is one train_step's worth of fresh batches.
 
     `start_step` positions both streams where step number `start_step` would find them (resume).
+    Each `stream` number gives other orders of both sets (train.py: one per training phase).
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.zip(
         (
-            image_stream(synthetic, batch_size, synthetic_groups, seed, start_step),
-            image_stream(real, batch_size, real_groups, seed + 1, start_step),
+            image_stream(synthetic, batch_size, synthetic_groups, seed, start_step, 2 * stream),
+            image_stream(real, batch_size, real_groups, seed, start_step, 2 * stream + 1),
         )
     )
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -1157,6 +1309,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-flip", action="store_true", help="keep right eyes as they are")
     s.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
 
+    s = sub.add_parser(
+        "split", help="split a file into two with no person in both (README: Data, split)"
+    )
+    s.add_argument("file")
+    s.add_argument(
+        "--by", default="subject", help="the per-image dataset to split by (default subject)"
+    )
+    s.add_argument("--out", nargs=2, required=True, metavar=("A.h5", "B.h5"))
+    s.add_argument(
+        "--fraction", type=float, default=0.5, help="share of the people in A (default 0.5)"
+    )
+    s.add_argument("--seed", type=int, default=0, help="shuffles the people (default 0)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
     s = sub.add_parser("download", help=f"fetch {KAGGLE_DATASET} with kagglehub")
     s.add_argument("--dest", default="data", help="where to put gaze.h5 and real_gaze.h5 (data/)")
     s.add_argument("--overwrite", action="store_true", help="replace files already in DEST")
@@ -1206,6 +1372,22 @@ def main(argv: list[str] | None = None) -> None:
         )
         labels = "with look_vec" if args.with_labels else "without labels"
         print(f"wrote {report.out}: {report.count} images {labels}")
+    elif args.command == "split":
+        parts, left_out = split_by_group(
+            args.file,
+            args.out,
+            key=args.by,
+            fraction=args.fraction,
+            seed=args.seed,
+            overwrite=args.overwrite,
+        )
+        for part in parts:
+            ids = ", ".join(str(i) for i in part.ids)
+            print(
+                f"wrote {part.out}: {len(part.ids)} people, {part.count} images ({args.by} {ids})"
+            )
+        if left_out:
+            print(f"left out (not one row per image): {', '.join(left_out)}")
     elif args.command == "download":
         for line in download(args.dest, overwrite=args.overwrite):
             print(line)

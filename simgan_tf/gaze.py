@@ -88,8 +88,23 @@ def train_estimator(
     Deterministic given `seed`: the initial weights and the batch order depend on it and on N only, so
     two arms trained on different images of the same size see matching batches in the same order.
     """
-    import tensorflow as tf
+    images, target = _training_inputs(images, look_vec, steps, batch_size)
+    return _fit_estimator(
+        images,
+        target,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        width=width,
+        dense=dense,
+        learning_rate=learning_rate,
+        verbose=verbose,
+    )
 
+
+def _training_inputs(
+    images: np.ndarray, look_vec: np.ndarray, steps: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise SimGANError(f"expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
@@ -97,9 +112,33 @@ def train_estimator(
         raise SimGANError(f"{len(images)} images but {len(look_vec)} gaze labels")
     if steps < 1 or batch_size < 1:
         raise SimGANError(f"steps and batch size must be >= 1, got {steps} and {batch_size}")
-    target = unit_vectors(look_vec)
+    return images, unit_vectors(look_vec)
+
+
+def _fit_estimator(
+    images: np.ndarray,
+    target: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    width: float,
+    dense: int,
+    learning_rate: float,
+    verbose: int,
+    augment=None,
+    equalize_input: bool = False,
+) -> keras.Model:
+    """The training behind train_estimator; `augment(step, uint8 batch) -> uint8 batch`, a tf function
+    of the batch's index, changes each batch's images (never their order or labels);
+    `equalize_input` puts a HistogramEqualization layer in front of the estimator."""
+    import tensorflow as tf
+
     keras.utils.set_random_seed(seed)
     model = build_gaze_estimator(input_shape=(*images.shape[1:], 1), width=width, dense=dense)
+    if equalize_input:
+        x_in = keras.Input(model.input_shape[1:], name="eye")
+        model = keras.Model(x_in, model(HistogramEqualization()(x_in)), name=model.name)
     # A decay to zero over the fixed budget: the last weights are then a settled solution, not a
     # snapshot mid-oscillation, which would add noise to the comparison between arms.
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
@@ -110,8 +149,14 @@ def train_estimator(
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch_size, drop_remainder=True)
-        .map(lambda x, y: (_to_model_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    )
+    if augment is not None:
+        # Keyed on the batch's index, and tf.data keeps the order: deterministic though parallel.
+        ds = ds.enumerate().map(
+            lambda step, xy: (augment(step, xy[0]), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    ds = ds.map(lambda x, y: (_to_model_range(x), y), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
     )
     model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     return model
@@ -144,3 +189,81 @@ def summarise_errors(errors: np.ndarray) -> dict:
 def evaluate_estimator(model: keras.Model, images: np.ndarray, look_vec: np.ndarray) -> dict:
     """The paper's metric on a labelled set: mean angular error and share within 7 degrees."""
     return summarise_errors(angular_error_deg(predict_gaze(model, images), look_vec))
+
+
+@keras.saving.register_keras_serializable(package="simgan_tf")
+class HistogramEqualization(keras.layers.Layer):
+    """Per-image histogram equalisation of (B, H, W, 1) inputs in [-1, 1], onto [-1, 1].
+
+    photometry.equalize's cdf mapping, without its rounding to 256 levels. The output depends only on
+    each pixel's rank in its image, so any increasing tone curve (gamma, contrast, brightness) and a
+    prior equalisation leave it unchanged: the estimator behind it is blind to them by construction.
+    """
+
+    def call(self, x):
+        import tensorflow as tf
+
+        shape = tf.shape(x)
+        flat = tf.reshape(x, (shape[0], -1))
+        ordered = tf.sort(flat, axis=1)
+        at_most = tf.searchsorted(ordered, flat, side="right")  # the cdf, in pixels
+        lowest = tf.searchsorted(ordered, ordered[:, :1], side="right")
+        n = tf.shape(flat)[1]
+        share = tf.cast(at_most - lowest, x.dtype) / tf.cast(tf.maximum(n - lowest, 1), x.dtype)
+        return tf.reshape(share * 2.0 - 1.0, shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def train_drift_estimator(
+    images: np.ndarray,
+    look_vec: np.ndarray,
+    *,
+    seed: int,
+    spec: EstimatorSpec,
+    copies: int = 2,
+    verbose: int = 0,
+) -> keras.Model:
+    """An estimator for label drift: trained like `train_estimator` with the same spec, but on images
+    whose appearance is changed at random (simgan_tf.augment), so that appearance alone moves its
+    predictions little. Deterministic given `seed`.
+
+    As if trained on the raw images plus `copies` augmented copies of each: in every batch a share
+    copies / (copies + 1) of the images is augmented, each with a fresh draw, the rest stays raw (the
+    estimator must still read raw renders well).
+    """
+    images, target = _training_inputs(images, look_vec, spec.steps, spec.batch_size)
+    if copies < 0:
+        raise SimGANError(f"the number of augmented copies must be >= 0, got {copies}")
+    return _fit_estimator(
+        images,
+        target,
+        seed=seed,
+        verbose=verbose,
+        augment=_batch_augmenter(seed, copies / (copies + 1)),
+        equalize_input=True,
+        **spec.to_dict(),
+    )
+
+
+def _batch_augmenter(seed: int, share: float):
+    """A tf function (step, uint8 batch) -> the batch with a random `share` of it augmented."""
+    import tensorflow as tf
+
+    from simgan_tf.augment import photometric_augment
+
+    def numpy_fn(step: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        # One stream per batch, apart from the seed's weight and shuffle streams.
+        rng = np.random.default_rng([seed, 1, int(step)])
+        pick = rng.random(len(batch)) < share
+        out = batch.copy()
+        out[pick] = photometric_augment(batch[pick], rng)
+        return out
+
+    def augment(step, batch):
+        out = tf.numpy_function(numpy_fn, [step, batch], tf.uint8, stateful=False)
+        out.set_shape(batch.shape)
+        return out
+
+    return augment

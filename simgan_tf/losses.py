@@ -7,7 +7,9 @@ H*W pixels |x~ - x|. We take means instead, per image and over the batch:
         = (1 / P) * (sum_patches CE + lambda * (P / (H W)) * sum_pixels |x~ - x|)
 
 so lambda_paper = lambda * P / (H * W) (for 35 x 55 eyes and 9 x 14 patches, P / (H W) = 126 / 1925),
-and the overall 1 / P scale only rescales the learning rate. Averaging over the batch (not summing)
+and the overall 1 / P scale only rescales the learning rate: our gradients are 1 / P of the paper's,
+so its SGD 0.001 is SGD 0.001 * P = 0.126 here (config.PAPER_LEARNING_RATE, the `paper` preset's).
+Adam divides each gradient by its own running scale, and needs no such change. Averaging over the batch (not summing)
 keeps both terms' gradients independent of the batch size; a port that summed over the batch made
 lambda's effect change with it.
 """

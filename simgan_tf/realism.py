@@ -49,20 +49,8 @@ def split_balanced(
     return (a[n_test:], a[:n_test]), (b[n_test:], b[:n_test])
 
 
-def c2st(
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    seed: int = 0,
-    steps: int = 300,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    test_fraction: float = 0.5,
-    max_per_class: int | None = None,
-) -> float:
-    """Held-out accuracy of a fresh CNN trained to tell uint8 (N, H, W) set `a` from set `b`."""
-    import tensorflow as tf
-
+def _two_sample_split(a, b, seed: int, test_fraction: float, max_per_class: int | None):
+    """(x_train, y_train, x_test, y_test): set a labelled 0, set b labelled 1, balanced per part."""
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
         raise SimGANError(
@@ -75,7 +63,50 @@ def c2st(
     y_train = np.concatenate([np.zeros(len(a_tr)), np.ones(len(b_tr))]).astype(np.float32)
     x_test = np.concatenate([a[a_te], b[b_te]])
     y_test = np.concatenate([np.zeros(len(a_te)), np.ones(len(b_te))])
+    return x_train, y_train, x_test, y_test
 
+
+def _train_stream(x, y, batch_size: int, seed: int, label_shape: tuple[int, ...] = ()):
+    """Endless shuffled batches of uint8 images scaled to [-1, 1], each label filled to label_shape."""
+    import tensorflow as tf
+
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
+        .map(
+            lambda x, y: (
+                tf.cast(x, tf.float32)[..., None] / 127.5 - 1.0,
+                tf.reshape(y, (-1,) + (1,) * len(label_shape)) * tf.ones(label_shape),
+            )
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return np.concatenate(
+        [
+            np.asarray(model(_scaled(images[i : i + batch_size]), training=False))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def c2st(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    seed: int = 0,
+    steps: int = 300,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    test_fraction: float = 0.5,
+    max_per_class: int | None = None,
+) -> float:
+    """Held-out accuracy of a fresh CNN trained to tell uint8 (N, H, W) set `a` from set `b`."""
+    x_train, y_train, x_test, y_test = _two_sample_split(a, b, seed, test_fraction, max_per_class)
     keras.utils.set_random_seed(seed)
     model = _classifier((*a.shape[1:], 1))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
@@ -83,20 +114,55 @@ def c2st(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
     )
-    ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(batch_size, drop_remainder=True)
-        .map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / 127.5 - 1.0, y))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = _train_stream(x_train, y_train, batch_size, seed)
     model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
 
-    logits = np.concatenate(
-        [
-            np.asarray(model(_scaled(x_test[i : i + 256]), training=False))
-            for i in range(0, len(x_test), 256)
-        ]
-    ).reshape(-1)
+    logits = _logits(model, x_test).reshape(-1)
     return float(np.mean((logits > 0) == (y_test > 0.5)))
+
+
+def probe_discriminator(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    filters: tuple[int, int, int, int],
+    seed: int = 0,
+    steps: int = 600,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    test_fraction: float = 0.5,
+    max_per_class: int | None = None,
+) -> dict:
+    """A fresh SimGAN discriminator trained after the fact on frozen `fake` images against `real` ones.
+
+    In-game patch accuracy near 0.5 can mean the discriminator is outrun, not that refined images look
+    real (REFERENCE.md). This probe has the run's architecture and loss (per-patch sigmoid
+    cross-entropy), trains on half of each set and reports, on the other half: patch_accuracy (share
+    of patches on the right side) and image_accuracy (an image called real when its mean patch logit
+    is positive). Both are 0.5 for sets it cannot tell apart.
+    """
+    from simgan_tf.models import build_discriminator
+
+    # Label 1 = real, as in training; the fake set is "a", so flip the split's labels.
+    x_train, y_train, x_test, y_test = _two_sample_split(
+        fake, real, seed, test_fraction, max_per_class
+    )
+    keras.utils.set_random_seed(seed)
+    model = build_discriminator((*x_train.shape[1:], 1), tuple(filters), name="probe")
+    patch_shape = tuple(model.output_shape[1:])
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    ds = _train_stream(x_train, y_train, batch_size, seed, patch_shape)
+    model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+
+    logits = _logits(model, x_test).reshape(len(x_test), -1)
+    truth = (y_test > 0.5)[:, None]
+    return {
+        "patch_accuracy": float(np.mean((logits > 0) == truth)),
+        "image_accuracy": float(np.mean((logits.mean(axis=1) > 0) == truth[:, 0])),
+        "n_per_class": int(len(x_test) // 2 + len(x_train) // 2),
+        "steps": steps,
+    }

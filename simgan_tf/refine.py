@@ -5,6 +5,9 @@ one plain (N, H, W) uint8 array, which is far faster for large sets) with every 
 (`look_vec`, `path`, ...) copied unchanged, in the input's image order. The input is read and the
 output written one batch at a time (the next batch is read while the refiner runs), so memory stays
 flat however large the set; the output appears under its name only when complete.
+
+Each batch is first normalised the way training normalised the refiner's inputs (photometry.py): the
+CLI reads RUN/config.json beside RUN/refiner.keras (`--input-norm run`, the default).
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from simgan_tf import photometry
 from simgan_tf.errors import SimGANError, cli
-from simgan_tf.files import atomic_write
+from simgan_tf.files import atomic_write, read_json
+
+# --input-norm: what the run's config.json says, or one of photometry's modes that need no table.
+INPUT_NORMS = ("run", "equalize", "none")
+Prepare = Callable[[np.ndarray], np.ndarray]
 
 
 def load_refiner(path: str | os.PathLike):
@@ -79,6 +87,39 @@ def make_refine_fn(
     return refine
 
 
+def run_preparation(
+    refiner_path: str, input_norm: str = "run"
+) -> tuple[Prepare | None, str | None]:
+    """(how to prepare uint8 images for this refiner, None for as they are; a line saying so or None).
+
+    "run": what config.json beside the refiner recorded (a run trained with "equalize" equalises
+    every image); a refiner without one (or from before input normalisation) gets raw images.
+    """
+    if input_norm not in INPUT_NORMS:
+        raise SimGANError(
+            f"--input-norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}"
+        )
+    if input_norm == "equalize":
+        return photometry.equalize, None
+    # A missing refiner is refine_file's one error line; a note about its config.json would be noise.
+    if input_norm == "none" or not os.path.isfile(refiner_path):
+        return None, None
+    config_path = os.path.join(os.path.dirname(os.path.abspath(refiner_path)), "config.json")
+    if not os.path.exists(config_path):
+        return None, (
+            f"note: no config.json beside {refiner_path}: images go to the refiner as they are "
+            "(--input-norm none)"
+        )
+    config = read_json(config_path)
+    try:
+        prepare = photometry.from_config(config)
+    except SimGANError as e:
+        raise SimGANError(f"{config_path}: {e}") from None
+    mode = config.get("input_norm") or "none"
+    note = f"input normalisation: {mode} (from {config_path})"
+    return (None if mode == "none" else prepare), note
+
+
 def _batches(read: Callable[[int, int], np.ndarray], n: int, batch_size: int):
     """(start, images) for consecutive batches; the next one is read while the caller refines."""
     spans = [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
@@ -91,9 +132,17 @@ def _batches(read: Callable[[int, int], np.ndarray], n: int, batch_size: int):
 
 
 def refine_array(
-    refiner, images: np.ndarray, batch_size: int = 256, *, progress: bool = True
+    refiner,
+    images: np.ndarray,
+    batch_size: int = 256,
+    *,
+    progress: bool = True,
+    prepare: Prepare | None = None,
 ) -> np.ndarray:
-    """Refine uint8 (N, H, W) images in batches; returns uint8 (N, H, W) in the same order."""
+    """Refine uint8 (N, H, W) images in batches; returns uint8 (N, H, W) in the same order.
+
+    `prepare` (uint8 batch -> uint8 batch, e.g. from `run_preparation`) runs on each batch first.
+    """
     from tqdm import tqdm
 
     images = np.asarray(images)
@@ -109,7 +158,8 @@ def refine_array(
     ) as bar:
         for start in range(0, len(images), batch_size):
             stop = min(start + batch_size, len(images))
-            out[start:stop] = refine(images[start:stop])
+            batch = images[start:stop]
+            out[start:stop] = refine(batch if prepare is None else prepare(batch))
             bar.update(stop - start)
     return out
 
@@ -187,11 +237,14 @@ def refine_file(
     layout: str = "same",
     overwrite: bool = False,
     progress: bool = True,
+    prepare: Prepare | None = None,
 ) -> int:
     """Refine every image of `input_path` into `output_path`; returns the number of images.
 
     `layout`: "group" writes the Kaggle layout (one dataset per image under `image`), "plain" one
     (N, H, W) uint8 `image` array (far faster to write and read for large sets), "same" the input's.
+    `prepare` (uint8 batch -> uint8 batch, e.g. from `run_preparation`) runs on each batch first;
+    the output keeps the refined images only.
     """
     import h5py
     from tqdm import tqdm
@@ -245,10 +298,16 @@ def refine_file(
                     group = dst.create_group("image")
                     width = max(6, len(str(n)))
                 refine = make_refine_fn(refiner, b, reader.shape)
+
+                def read(start: int, stop: int) -> np.ndarray:
+                    # In the reading thread: preparing overlaps with refining the previous batch.
+                    images = reader.read(start, stop)
+                    return images if prepare is None else prepare(images)
+
                 with tqdm(
                     total=n, unit="img", desc="refine", disable=not progress, file=sys.stderr
                 ) as bar:
-                    for start, images in _batches(reader.read, n, b):
+                    for start, images in _batches(read, n, b):
                         refined = refine(images)
                         if layout == "plain":
                             out[start : start + len(refined)] = refined
@@ -280,6 +339,13 @@ def _parser() -> argparse.ArgumentParser:
         help="output 'image' layout: the Kaggle group of one dataset per image, one plain "
         "(N, H, W) array (fast for large sets), or the input's (default)",
     )
+    p.add_argument(
+        "--input-norm",
+        choices=INPUT_NORMS,
+        default="run",
+        help="normalise each image before refining: as the run's config.json beside --refiner says "
+        "(default; none without one), per-image histogram equalisation, or none",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     return p
 
@@ -287,6 +353,9 @@ def _parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    prepare, note = run_preparation(args.refiner, args.input_norm)
+    if note:
+        print(note)
     n = refine_file(
         args.refiner,
         args.input,
@@ -294,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         layout=args.layout,
         overwrite=args.overwrite,
+        prepare=prepare,
     )
     print(f"refined {n} images: {args.output}")
     return 0

@@ -17,12 +17,23 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+import simgan_tf.models  # noqa: F401 - registers ReflectPad, which a saved model's refiner holds
 from simgan_tf.history import ImageHistory
 from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regularization_loss
 
 PHASES = ("pretrain_refiner", "pretrain_discriminator", "adversarial")
 REFINER_METRICS = ("r_adv", "r_l1", "r_spread")
-DISCRIMINATOR_METRICS = ("d_loss_real", "d_loss_refined", "d_acc_real", "d_acc_refined")
+# d_loss_refined and d_acc_refined judge the current refiner's half of the refined batch only;
+# d_acc_history the half drawn from the history buffer (images up to hundreds of updates old).
+DISCRIMINATOR_METRICS = (
+    "d_loss_real",
+    "d_loss_refined",
+    "d_acc_real",
+    "d_acc_refined",
+    "d_acc_history",
+)
+# What `evaluate()` reports: no history draws there, so no d_acc_history.
+EVALUATION_METRICS = REFINER_METRICS + DISCRIMINATOR_METRICS[:-1]
 
 
 def _replica_share(loss):
@@ -38,7 +49,15 @@ def _replica_share(loss):
     return loss / replicas if replicas > 1 else loss
 
 
+@keras.saving.register_keras_serializable(package="simgan_tf")
 class SimGAN(keras.Model):
+    """Refiner, discriminator and history buffer, trained by `fit()` phase by phase.
+
+    `model.save()` writes all three with the step counter (load with keras.models.load_model after
+    importing simgan_tf.simgan); the optimizers are not saved, so compile the loaded model again.
+    Checkpoints that resume a run exactly are `save_weights()` files (train.py).
+    """
+
     def __init__(
         self,
         refiner: keras.Model,
@@ -56,6 +75,7 @@ class SimGAN(keras.Model):
             buffer_size, tuple(refiner.input_shape[1:]), seed=seed or 0, name="history"
         )
         self.kg, self.kd = kg, kd
+        self.buffer_size, self.seed = buffer_size, seed
         # Counts train steps over all phases and fits; saved with the weights, so a resumed run knows
         # where it is. Every replica adds 1 per step: keep the first replica's (not the sum).
         self.step = self.add_weight(
@@ -66,7 +86,7 @@ class SimGAN(keras.Model):
             name="step",
             aggregation="only_first_replica",
         )
-        self.phase = "adversarial"
+        self._phase = "adversarial"
         self.built = True  # fit() and save_weights() need it; the sub-networks are already built.
 
     def compile(self, refiner_optimizer, discriminator_optimizer, lambda_reg: float, **kwargs):
@@ -89,11 +109,43 @@ class SimGAN(keras.Model):
     def metrics(self):
         return list(getattr(self, "trackers", {}).values())
 
-    def set_phase(self, phase: str) -> None:
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}")
-        self.phase = phase
+        self._phase = phase
         self.train_function = None  # the phase is fixed at trace time: make fit() trace again
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+
+    def get_config(self) -> dict:
+        serialize = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "refiner": serialize(self.refiner),
+            "discriminator": serialize(self.discriminator),
+            "buffer_size": self.buffer_size,
+            "kg": self.kg,
+            "kd": self.kd,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> SimGAN:
+        config = dict(config)
+        for name in ("refiner", "discriminator"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+    def get_compile_config(self) -> None:
+        # compile() takes two optimizers and lambda, which Keras cannot re-create on load: a loaded
+        # model comes back uncompiled.
+        return None
 
     def call(self, synthetic, training=False):
         return self.refiner(synthetic, training=training)
@@ -115,14 +167,39 @@ class SimGAN(keras.Model):
         self.step.assign_add(1)
         return {m: self.trackers[m].result() for m in shown}
 
+    def test_step(self, data):
+        """The losses and accuracies of one element (train_step's format), without any update.
+
+        The first synthetic and real batches only, and no history draws (they would move its random
+        state): the discriminator judges the current refiner's images.
+        """
+        synthetic, real = data[0][0], data[1][0]
+        refined = self.refiner(synthetic, training=False)
+        logits_refined = self.discriminator(refined, training=False)
+        logits_real = self.discriminator(real, training=False)
+        values = {
+            "r_adv": local_adversarial_loss(logits_refined, real=True),
+            "r_l1": self_regularization_loss(refined, synthetic),
+            "r_spread": _spread(refined, synthetic),
+            "d_loss_real": local_adversarial_loss(logits_real, real=True),
+            "d_loss_refined": local_adversarial_loss(logits_refined, real=False),
+            "d_acc_real": patch_accuracy(logits_real, real=True),
+            "d_acc_refined": patch_accuracy(logits_refined, real=False),
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {m: self.trackers[m].result() for m in EVALUATION_METRICS}
+
     def _refiner_update(self, synthetic, adversarial: bool) -> None:
         with tf.GradientTape() as tape:
             refined = self.refiner(synthetic, training=True)
             l1 = self_regularization_loss(refined, synthetic)
-            loss = self.lambda_reg * l1
+            # Pretraining minimises L1 alone: lambda only weighs it against the adversarial term
+            # (with lambda in front, --lambda-reg 0 pretrained nothing).
+            loss = l1
             if adversarial:
                 adv = local_adversarial_loss(self.discriminator(refined, training=False), real=True)
-                loss = loss + adv
+                loss = adv + self.lambda_reg * l1
                 self.trackers["r_adv"].update_state(adv)
             # Loss scaling under float16 mixed precision (a no-op otherwise).
             scaled = self.refiner_optimizer.scale_loss(_replica_share(loss))
@@ -131,9 +208,7 @@ class SimGAN(keras.Model):
             zip(tape.gradient(scaled, weights), weights, strict=True)
         )
         self.trackers["r_l1"].update_state(l1)
-        # Near 0 means every refined image looks alike: the collapse the paper's ports ran into.
-        spread = ops.mean(ops.std(refined, axis=0)) / (ops.mean(ops.std(synthetic, axis=0)) + 1e-6)
-        self.trackers["r_spread"].update_state(spread)
+        self.trackers["r_spread"].update_state(_spread(refined, synthetic))
 
     def _discriminator_update(self, synthetic, real) -> None:
         refined = ops.stop_gradient(self.refiner(synthetic, training=False))
@@ -151,7 +226,21 @@ class SimGAN(keras.Model):
             zip(tape.gradient(scaled, weights), weights, strict=True)
         )
         self.image_history.push(refined)
+        # mix() puts the current images first: the metrics of the refiner as it is now must not
+        # average in buffer images that an earlier refiner made.
+        half = ops.shape(fake)[0] // 2
         self.trackers["d_loss_real"].update_state(loss_real)
-        self.trackers["d_loss_refined"].update_state(loss_fake)
+        self.trackers["d_loss_refined"].update_state(
+            local_adversarial_loss(logits_fake[:half], real=False)
+        )
         self.trackers["d_acc_real"].update_state(patch_accuracy(logits_real, real=True))
-        self.trackers["d_acc_refined"].update_state(patch_accuracy(logits_fake, real=False))
+        self.trackers["d_acc_refined"].update_state(patch_accuracy(logits_fake[:half], real=False))
+        self.trackers["d_acc_history"].update_state(patch_accuracy(logits_fake[half:], real=False))
+
+
+def _spread(refined, synthetic):
+    """Refined images' per-pixel spread over the batch, relative to the synthetic images'.
+
+    Near 0 means every refined image looks alike: the collapse the paper's ports ran into.
+    """
+    return ops.mean(ops.std(refined, axis=0)) / (ops.mean(ops.std(synthetic, axis=0)) + 1e-6)

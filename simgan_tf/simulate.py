@@ -1,7 +1,8 @@
 """Command line for the built-in eye simulator: write a Kaggle-layout gaze.h5 of labelled eye images.
 
     python -m simgan_tf.simulate --n 50000 --out gaze.h5 [--domain synthetic|target] [--seed 0]
-        [--overwrite] [--montage montage.png [--real real_gaze.h5]]
+        [--scene-profile uniform|columbia|mpiigaze] [--overwrite]
+        [--montage montage.png [--real real_gaze.h5]]
 
 look_vec follows the UnityEyes convention documented in simgan_tf/simulator.py: x right, y up, z into
 the scene, (0, 0, -1) = looking into the camera.
@@ -66,20 +67,39 @@ def comparison_montage(
     real_path: str | os.PathLike | None = None,
     rows: int = 8,
     seed: int = 0,
+    profile: str = simulator.DEFAULT_PROFILE,
 ) -> None:
     """Synthetic | target (the same scenes) | real (a random draw from real_path, if given)."""
     columns = {
-        "synthetic": simulator.render(rows, "synthetic", seed)[0],
-        "target (same scenes)": simulator.render(rows, "target", seed)[0],
+        "synthetic": simulator.render(rows, "synthetic", seed, profile)[0],
+        "target (same scenes)": simulator.render(rows, "target", seed, profile)[0],
     }
     if real_path is not None:
-        from simgan_tf.data import load_eyes
+        columns["real"] = _real_sample(real_path, rows, seed)
+    save_montage(path, columns, rows=rows)
 
-        real = load_eyes(real_path).images
-        pick = np.random.default_rng(seed).choice(
-            len(real), size=min(rows, len(real)), replace=False
-        )
-        columns["real"] = real[np.sort(pick)]
+
+def _real_sample(real_path: str | os.PathLike, rows: int, seed: int) -> np.ndarray:
+    """A seeded random draw of `rows` images from a real set, in file order."""
+    from simgan_tf.data import load_eyes
+
+    real = load_eyes(real_path).images
+    pick = np.random.default_rng(seed).choice(len(real), size=min(rows, len(real)), replace=False)
+    return real[np.sort(pick)]
+
+
+def profiles_montage(
+    path: str | os.PathLike,
+    real_paths: dict[str, str | os.PathLike],
+    rows: int = 8,
+    seed: int = 0,
+) -> None:
+    """One column per scene profile (synthetic renders), then one per real set (a random draw each)."""
+    columns = {
+        name: simulator.render(rows, "synthetic", seed, name)[0] for name in simulator.PROFILES
+    }
+    for name, real_path in real_paths.items():
+        columns[name] = _real_sample(real_path, rows, seed)
     save_montage(path, columns, rows=rows)
 
 
@@ -99,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         help="synthetic: clean renders; target: the same scenes through another camera",
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
+    p.add_argument(
+        "--scene-profile",
+        choices=tuple(simulator.PROFILES),
+        default=simulator.DEFAULT_PROFILE,
+        help="scene distribution: gaze, head pose, eye size and placement (default uniform)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument(
         "--montage",
@@ -118,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SimGANError(f"--n must be at least 1, got {args.n}")
     if args.seed < 0:
         raise SimGANError(f"--seed must be a non-negative integer, got {args.seed}")
-    out = args.out or simulator.default_path(args.domain, args.n, args.seed)
+    profile = args.scene_profile
+    out = args.out or simulator.default_path(args.domain, args.n, args.seed, profile=profile)
     # Refuse before spending minutes on rendering; save_eyes checks again when it writes.
     if os.path.exists(out) and not args.overwrite:
         raise SimGANError(f"{out}: already exists (pass --overwrite to replace it)")
@@ -126,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SimGANError("--real only adds a column to --montage; give --montage too")
 
     start = time.perf_counter()
-    images, look = simulator.render(args.n, args.domain, args.seed, progress=True)
+    images, look = simulator.render(args.n, args.domain, args.seed, profile, progress=True)
     seconds = time.perf_counter() - start
-    names = simulator.source_names(args.domain, args.n, args.seed)
+    names = simulator.source_names(args.domain, args.n, args.seed, profile)
     save_eyes(out, images, look, names, overwrite=args.overwrite)
     print(f"wrote {args.n} {args.domain} images to {out} ({args.n / seconds:.0f} images/s)")
     if args.montage:
-        comparison_montage(args.montage, args.real, seed=args.seed)
+        comparison_montage(args.montage, args.real, seed=args.seed, profile=profile)
         print(f"wrote montage {args.montage}")
     return 0
 

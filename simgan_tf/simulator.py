@@ -13,11 +13,20 @@ look_vec convention (the UnityEyes one; the rest of simgan_tf relies on it)
     look_vec (0, 0, -1). pitch = asin(y) (positive: looking up), yaw = atan2(x, -z) (positive: looking
     toward the image's right). `look_vec_to_pitch_yaw` and `pitch_yaw_to_look_vec` convert.
 
-Scenes: gaze pitch and yaw uniform in +-30 degrees (UnityEyes' default eye-rotation range). The head is
-frontal, as in MPIIGaze's normalised patches, so the eye corners fix where the eyeball's centre is and
-the label can be read off the image exactly. Per image the simulator varies eye size, place and in-plane
-rotation, canthal tilt, which side the inner corner is on, eye opening, lid shapes, iris size, texture and
-shade, pupil size, sclera and skin tone, the light's direction and the glint.
+Scenes are drawn from a named profile (PROFILES; `render(..., profile=...)`): "uniform" (the default,
+and the only distribution before profiles existed: its images are unchanged) has gaze pitch and yaw
+uniform in +-30 degrees (UnityEyes' default eye-rotation range) and a frontal head; "columbia" and
+"mpiigaze" draw the gaze and head pose of those real sets, and an eye geometry (size, placement, iris
+size and darkness, lid heights and how the lids follow the gaze) calibrated against their images with
+simgan_tf.eyestats. Per image the simulator varies eye size, place and in-plane rotation, canthal tilt,
+which side the inner corner is on, eye opening, lid shapes, iris size, texture and shade, pupil size,
+sclera and skin tone, the light's direction and the glint.
+
+Head pose: `head_yaw` turns the eye region (corners, lids, skin) about the vertical axis through the
+eyeball's centre. The region lies `corner_depth` radii in front of that centre, so a turned head shows
+it foreshortened by cos(head_yaw) and shifted against the eyeball by corner_depth * sin(head_yaw).
+look_vec stays the camera-frame gaze the eyeball was rendered with (camera yaw = the gaze's yaw relative
+to the head minus head_yaw), so labels stay exact.
 
 Domains: "synthetic" is the clean render. "target" is the same scenes and labels (same seed, same
 look_vec) imaged by a different camera: skin texture and single lash hairs, uneven illumination (a
@@ -33,17 +42,17 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from simgan_tf.errors import SimGANError
+from simgan_tf.photometry import equalize  # noqa: F401 - also simulator.equalize, as before
 
 H, W = 35, 55
 DOMAINS = ("synthetic", "target")
 CHUNK = 1000  # images per block of random streams; fixed, so output never depends on batching
-PITCH_RANGE = math.radians(30.0)
-YAW_RANGE = math.radians(30.0)
 # Share of eyes with the inner corner (caruncle) on the image's left; most of the real set's are.
 INNER_LEFT = 0.8
 
@@ -75,61 +84,204 @@ def _streams(seed: int, block: int) -> list[np.random.Generator]:
     return [np.random.default_rng(c) for c in children]
 
 
-def sample_scenes(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
-    """Draw CHUNK scenes (always CHUNK, so any prefix is stable) and keep the first m; units: pixels or R.
+# Every scene parameter drawn uniformly in [low, high], in the order drawn (uniform's images depend on
+# it); lengths marked R are in eyeball radii. Profiles override some of the ranges.
+_RANGES: dict[str, tuple[float, float]] = {
+    "pitch": (-30.0, 30.0),  # deg, gaze; the head is never pitched, so camera and head frames agree
+    "yaw": (-30.0, 30.0),  # deg, gaze relative to the head; the camera sees yaw - head_yaw
+    "light_x": (-0.7, 0.7),  # the light's direction before normalising (z = 1): toward the right
+    "light_y": (0.0, 0.8),  # and up: mostly from above, so the glint sits above the pupil
+    "radius": (16.5, 19.0),  # px, of the eyeball, before a corner crop's zoom
+    "cx": (-2.0, 2.0),  # px around the profile's centre: the eye region's centre in the patch
+    "cy": (-1.5, 1.5),
+    "roll": (-7.0, 7.0),  # deg
+    "tilt": (3.0, 11.0),  # deg, outer corner higher than the inner one
+    "half_width": (1.28, 1.42),  # R; corner to corner about 48 px, as in MPIIGaze
+    "open": (0.75, 1.15),
+    "upper_pow": (0.45, 0.7),
+    "lower_pow": (0.45, 0.75),
+    "upper_skew": (-0.15, 0.15),
+    "lower_skew": (-0.15, 0.15),
+    "iris": (0.46, 0.52),  # R; MPIIGaze's iris is about 17 px across
+    "pupil": (0.3, 0.55),  # share of the iris radius
+    "iris_shade": (0.04, 0.25),
+    "pupil_shade": (0.0, 0.04),
+    "sclera": (0.6, 0.9),
+    "skin": (0.7, 0.98),
+    "skin_slope": (-0.25, 0.1),  # mostly lit from below: the cheek
+    "crease_gap": (0.18, 0.42),  # R above the upper lid at rest
+    "crease_dark": (0.05, 0.3),
+    "brow_dark": (0.0, 0.35),
+    "bag_dark": (0.0, 0.3),
+    "socket": (0.1, 0.4),
+    "lash": (0.7, 1.0),
+    "lash_width": (1.5, 3.2),  # px
+    "lower_lash": (0.2, 0.6),
+    "lid_shadow": (0.2, 0.6),
+    "caruncle": (0.3, 0.6),
+    "caruncle_end": (-0.86, -0.74),
+    "glint": (0.3, 1.0),  # strength, where there is one
+    "ambient": (0.35, 0.6),
+    # Drawn last, so that profiles without head pose keep the first streams' numbers.
+    "head_yaw": (
+        0.0,
+        0.0,
+    ),  # deg, the eye region turned about the vertical: + toward the image's left
+    "corner_depth": (0.35, 0.55),  # R the corners and lids lie in front of the eyeball's centre
+    "ball_offset": (0.0, 0.0),  # R the eyeball sits toward the outer corner from the corners' midpoint
+    "upper_rest": (
+        0.42,
+        0.42,
+    ),  # R, upper lid margin above the centre for a level gaze (times open)
+    "upper_follow": (0.68, 0.68),  # R the upper lid rises per unit sin(pitch) (times open)
+    "lower_rest": (0.5, 0.5),  # R, lower lid margin below the centre (times open)
+    "lower_follow": (0.3, 0.3),  # R the lower lid rises per unit sin(pitch) (times open)
+    "upper_bulge": (0.3, 0.3),  # how far the lids' peaks follow the cornea sideways, per unit sin(yaw)
+    "lower_bulge": (0.2, 0.2),
+}
+_ORDER = tuple(_RANGES)
+# Drawn in these groups, between the draws that are not plain ranges (side, glint, head yaw).
+_FIRST = _ORDER[_ORDER.index("radius") : _ORDER.index("half_width")]
+_MIDDLE = _ORDER[_ORDER.index("half_width") : _ORDER.index("glint")]
+_LAST = _ORDER[_ORDER.index("corner_depth") :]
 
-    Lengths marked R are in eyeball radii; `radius` is the eyeball radius in pixels.
+
+@dataclass(frozen=True)
+class SceneProfile:
+    """A named scene distribution: the gaze and head pose drawn, and where and how big the eye is.
+
+    ranges: overrides of _RANGES (degrees for angles). centre: where the eye region's centre sits in
+    the patch, px (x, y). corner_crop: the patch is cut around the eye corners (as Columbia Gaze's
+    are), so a turned head's eye keeps its width in the image and the eyeball looks bigger, by
+    1 / cos(head_yaw); otherwise (MPIIGaze's normalisation, a fixed camera distance) it foreshortens.
     """
+
+    description: str
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    centre: tuple[float, float] = (26.5, 16.5)
+    inner_left: float = INNER_LEFT
+    glint_share: float = 0.75
+    corner_crop: bool = False
+
+
+PROFILES: dict[str, SceneProfile] = {
+    "uniform": SceneProfile(
+        "gaze pitch and yaw uniform in +-30 deg (UnityEyes' default range), frontal head"
+    ),
+}
+PROFILES["columbia"] = SceneProfile(
+    "Columbia Gaze: gaze pitch -10..10, yaw -15..15 deg of a head turned -30..30 deg (camera yaw ="
+    " yaw - head yaw), patches cut around the corners; eyes measured on its images",
+    ranges={
+        "pitch": (-10.0, 10.0),
+        "yaw": (-15.0, 15.0),
+        "head_yaw": (-30.0, 30.0),
+        "radius": (17.5, 20.0),
+        "half_width": (1.02, 1.17),
+        "open": (0.85, 1.15),
+        "iris": (0.5, 0.58),
+        "iris_shade": (0.07, 0.17),
+        "pupil": (0.25, 0.45),
+        "pupil_shade": (0.0, 0.03),
+        "sclera": (0.75, 1.0),
+        "skin": (0.45, 0.8),
+        "brow_dark": (0.0, 0.2),
+        "bag_dark": (0.0, 0.2),
+        "socket": (0.05, 0.25),
+        "corner_depth": (0.43, 0.63),
+        "ball_offset": (0.03, 0.08),
+        "upper_rest": (0.27, 0.41),
+        "upper_follow": (0.37, 0.37),
+        "lower_rest": (0.34, 0.48),
+        "lower_follow": (0.05, 0.05),
+        "upper_bulge": (0.0, 0.0),
+        "lower_bulge": (0.0, 0.0),
+    },
+    centre=(27.5, 15.6),
+    inner_left=1.0,
+    corner_crop=True,
+)
+PROFILES["mpiigaze"] = SceneProfile(
+    "MPIIGaze (normalised laptop-camera patches): gaze mostly downward, pitch -25..5 deg, yaw -20..20"
+    " deg of a head turned -10..10 deg; eyes measured on its images",
+    ranges={
+        "pitch": (-25.0, 5.0),
+        "yaw": (-20.0, 20.0),
+        "head_yaw": (-10.0, 10.0),
+        "cx": (-3.5, 3.5),
+        "half_width": (1.15, 1.3),
+        "iris": (0.48, 0.56),
+        "iris_shade": (0.02, 0.15),
+        "brow_dark": (0.0, 0.25),
+        "socket": (0.05, 0.3),
+        "corner_depth": (0.43, 0.63),
+        "upper_rest": (0.4, 0.4),
+        "upper_follow": (0.37, 0.37),
+        "lower_rest": (0.46, 0.46),
+        "lower_follow": (0.05, 0.05),
+    },
+    centre=(27.0, 15.5),
+)
+DEFAULT_PROFILE = "uniform"
+
+
+def get_profile(name: str) -> SceneProfile:
+    """The scene profile called `name`; a SimGANError naming the known ones otherwise."""
+    if name not in PROFILES:
+        raise SimGANError(f"unknown scene profile {name!r}; expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def sample_scenes(
+    rng: np.random.Generator, m: int, profile: str = DEFAULT_PROFILE
+) -> dict[str, np.ndarray]:
+    """Draw CHUNK scenes (always CHUNK, so any prefix is stable) and keep the first m; units: pixels,
+    radians or R (eyeball radii, see _RANGES). `radius` is the eyeball radius in pixels, `cx`, `cy` its
+    centre; `pitch`, `yaw` the gaze in the camera frame (what look_vec says); `head_yaw` the eye region's.
+    """
+    prof = get_profile(profile)
+    ranges = {**_RANGES, **prof.ranges}
     k = CHUNK
     u = rng.uniform
 
-    def sign(p: float) -> np.ndarray:
-        return np.where(rng.random(k) < p, 1.0, -1.0)
+    def draw(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return {key: u(*ranges[key], k) for key in keys}
 
-    pitch = u(-PITCH_RANGE, PITCH_RANGE, k)
-    yaw = u(-YAW_RANGE, YAW_RANGE, k)
-    light = np.stack([u(-0.7, 0.7, k), u(0.0, 0.8, k), np.ones(k)], axis=1)
+    def angle(key: str) -> np.ndarray:
+        lo, hi = ranges[key]
+        return u(math.radians(lo), math.radians(hi), k)
+
+    pitch, yaw = angle("pitch"), angle("yaw")
+    light = np.stack([u(*ranges["light_x"], k), u(*ranges["light_y"], k), np.ones(k)], axis=1)
     light /= np.linalg.norm(light, axis=1, keepdims=True)
-    s = {
-        "pitch": pitch,
-        "yaw": yaw,
-        "radius": u(16.5, 19.0, k),
-        "cx": 26.5 + u(-2.0, 2.0, k),
-        "cy": 16.5 + u(-1.5, 1.5, k),
-        "roll": np.radians(u(-7.0, 7.0, k)),
-        "tilt": np.radians(u(3.0, 11.0, k)),  # outer corner higher than the inner one
-        "mirror": sign(INNER_LEFT),
-        "half_width": u(1.28, 1.42, k),  # R; corner to corner about 48 px, as in the real set
-        "open": u(0.75, 1.15, k),
-        "upper_pow": u(0.45, 0.7, k),
-        "lower_pow": u(0.45, 0.75, k),
-        "upper_skew": u(-0.15, 0.15, k),
-        "lower_skew": u(-0.15, 0.15, k),
-        "iris": u(0.46, 0.52, k),  # R; the real set's iris is about 17 px across
-        "pupil": u(0.3, 0.55, k),  # share of the iris radius
-        "iris_shade": u(0.04, 0.25, k),
-        "pupil_shade": u(0.0, 0.04, k),
-        "sclera": u(0.6, 0.9, k),
-        "skin": u(0.7, 0.98, k),
-        "skin_slope": u(-0.25, 0.1, k),  # mostly lit from below: the cheek
-        "crease_gap": u(0.18, 0.42, k),  # R above the upper lid at rest
-        "crease_dark": u(0.05, 0.3, k),
-        "brow_dark": u(0.0, 0.35, k),
-        "bag_dark": u(0.0, 0.3, k),
-        "socket": u(0.1, 0.4, k),
-        "lash": u(0.7, 1.0, k),
-        "lash_width": u(1.5, 3.2, k),  # px
-        "lower_lash": u(0.2, 0.6, k),
-        "lid_shadow": u(0.2, 0.6, k),
-        "caruncle": u(0.3, 0.6, k),
-        "caruncle_end": u(-0.86, -0.74, k),
-        "glint": u(0.3, 1.0, k) * (rng.random(k) < 0.75),
-        "ambient": u(0.35, 0.6, k),
-        "lx": light[:, 0],
-        "ly": light[:, 1],
-        "lz": light[:, 2],
-    }
+    s = {"pitch": pitch, "yaw": yaw, **draw(_FIRST)}
+    s["mirror"] = np.where(rng.random(k) < prof.inner_left, 1.0, -1.0)
+    s.update(draw(_MIDDLE))
+    s["glint"] = u(*ranges["glint"], k) * (rng.random(k) < prof.glint_share)
+    s.update(draw(("ambient",)))
+    s["head_yaw"] = angle("head_yaw")
+    s.update(draw(_LAST))
+    s.update({"lx": light[:, 0], "ly": light[:, 1], "lz": light[:, 2]})
+    _place(s, prof)
     return {key: np.asarray(val[:m], dtype=np.float32) for key, val in s.items()}
+
+
+def _ball_shift(s: dict[str, np.ndarray]) -> np.ndarray:
+    """R the eyeball's centre lies right of the corners' midpoint in the image: it sits behind them,
+    so a turned head shows it displaced by corner_depth * sin(head_yaw), plus ball_offset."""
+    return s["corner_depth"] * np.sin(s["head_yaw"]) + s["mirror"] * s["ball_offset"]
+
+
+def _place(s: dict[str, np.ndarray], prof: SceneProfile) -> None:
+    """Scene parameters as _draw reads them: radians, the camera-frame yaw, the eyeball's centre."""
+    turn = s["head_yaw"]
+    s["roll"], s["tilt"] = np.radians(s["roll"]), np.radians(s["tilt"])
+    s["yaw"] = s["yaw"] - turn
+    if prof.corner_crop:
+        s["radius"] = s["radius"] / np.cos(turn)
+    # The eye region is placed in the patch, and the eyeball where it lies against the region.
+    s["cx"] = prof.centre[0] + s["cx"] + _ball_shift(s) * s["radius"]
+    s["cy"] = prof.centre[1] + s["cy"]
 
 
 def _col(x: np.ndarray) -> np.ndarray:
@@ -149,21 +301,26 @@ def _draw(s: dict[str, np.ndarray], tex_rng: np.random.Generator) -> tuple[np.nd
     x = (_U - c["cx"]) / r_px  # camera frame, eyeball radii, y up
     y = (c["cy"] - _V) / r_px
 
+    # The eye region (corners, lids, skin) lies on a surface corner_depth in front of the eyeball's
+    # centre; turned by head_yaw it is seen foreshortened and shifted against the eyeball. (At 0 this
+    # is x itself, exactly, so frontal scenes render as they always have.)
+    turn = c["head_yaw"]
+    xh = (x + _ball_shift(c)) / np.cos(turn)
     # Lid frame: rotated by roll and canthal tilt; xi runs from the inner corner (-) to the outer (+).
     ang = c["roll"] + c["mirror"] * c["tilt"]
     ca, sa = np.cos(ang), np.sin(ang)
-    xi = c["mirror"] * (ca * x + sa * y)
-    yf = ca * y - sa * x
+    xi = c["mirror"] * (ca * xh + sa * y)
+    yf = ca * y - sa * xh
     t = xi / c["half_width"]
     span = np.clip(1.0 - t * t, 0.0, 1.0)
 
     # Lids follow the eye: the upper lid drops almost with the iris when looking down, the lower one less.
-    sin_p, sin_y = np.sin(c["pitch"]), np.sin(c["yaw"])
-    up_h = np.maximum(c["open"] * (0.42 + 0.68 * sin_p), 0.04)
-    lo_h = np.maximum(c["open"] * (0.50 - 0.30 * sin_p), 0.12)
+    sin_p, sin_y = np.sin(c["pitch"]), np.sin(c["yaw"] + turn)  # yaw relative to the head
+    up_h = np.maximum(c["open"] * (c["upper_rest"] + c["upper_follow"] * sin_p), 0.04)
+    lo_h = np.maximum(c["open"] * (c["lower_rest"] - c["lower_follow"] * sin_p), 0.12)
     look_side = c["mirror"] * sin_y  # lids bulge toward where the cornea points
-    y_up = up_h * span ** c["upper_pow"] * (1.0 + c["upper_skew"] + 0.3 * look_side * t)
-    y_lo = -lo_h * span ** c["lower_pow"] * (1.0 + c["lower_skew"] + 0.2 * look_side * t)
+    y_up = up_h * span ** c["upper_pow"] * (1.0 + c["upper_skew"] + c["upper_bulge"] * look_side * t)
+    y_lo = -lo_h * span ** c["lower_pow"] * (1.0 + c["lower_skew"] + c["lower_bulge"] * look_side * t)
     above = (yf - y_up) * r_px  # px above the upper lid margin
     below = (y_lo - yf) * r_px  # px below the lower lid margin
     # The last factor closes the slit past the corners, where both lids meet on one line.
@@ -216,7 +373,7 @@ def _draw(s: dict[str, np.ndarray], tex_rng: np.random.Generator) -> tuple[np.nd
     # Skin: lid crease (stays put while the lid moves), brow shadow above it, lower lid margin, bags.
     tc = xi / (c["half_width"] * 1.1)
     span_c = np.clip(1.0 - tc * tc, 0.0, 1.0)
-    rest = c["open"] * 0.42 + c["crease_gap"]
+    rest = c["open"] * c["upper_rest"] + c["crease_gap"]
     crease_y = (rest * np.sqrt(span_c) - yf) * r_px
     crease = c["crease_dark"] * np.exp(-0.15 * crease_y * crease_y)
     brow = c["brow_dark"] * np.clip(1.0 + crease_y / 6.0, 0.0, 1.0) * np.clip(-crease_y / 2.0, 0, 1)
@@ -264,18 +421,6 @@ def _gauss_matrices(sigma: np.ndarray, n: int) -> np.ndarray:
     d2 = (i[:, None] - i[None, :]) ** 2
     k = np.exp(-d2[None] / (2.0 * sigma[:, None, None] ** 2))
     return k / k.sum(axis=2, keepdims=True)
-
-
-def equalize(images: np.ndarray) -> np.ndarray:
-    """Per-image histogram equalisation of uint8 (m, H, W), the cdf mapping of OpenCV's equalizeHist."""
-    m = len(images)
-    flat = images.reshape(m, -1).astype(np.int64)
-    counts = np.bincount((flat + 256 * np.arange(m)[:, None]).ravel(), minlength=256 * m)
-    cdf = np.cumsum(counts.reshape(m, 256), axis=1)
-    cdf_min = cdf[np.arange(m), flat.min(axis=1)][:, None]
-    denom = np.maximum(flat.shape[1] - cdf_min, 1)
-    lut = np.clip(np.round((cdf - cdf_min) * 255.0 / denom), 0, 255).astype(np.uint8)
-    return np.take_along_axis(lut, flat, axis=1).reshape(images.shape)
 
 
 def _target(
@@ -344,9 +489,11 @@ def _target(
     return equalize(img)
 
 
-def _render_block(m: int, domain: str, seed: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+def _render_block(
+    m: int, domain: str, seed: int, block: int, profile: str
+) -> tuple[np.ndarray, np.ndarray]:
     scene_rng, tex_rng, *target_rngs = _streams(seed, block)
-    s = sample_scenes(scene_rng, m)
+    s = sample_scenes(scene_rng, m, profile)
     img, skin, lash = _draw(s, tex_rng)
     if domain == "target":
         out = _target(img, skin, lash, target_rngs)
@@ -356,77 +503,107 @@ def _render_block(m: int, domain: str, seed: int, block: int) -> tuple[np.ndarra
     return out, look
 
 
-def _check(n: int, domain: str, seed: int) -> None:
+def _check(n: int, domain: str, seed: int, profile: str = DEFAULT_PROFILE) -> None:
     if domain not in DOMAINS:
         raise SimGANError(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
     if int(n) < 0:
         raise SimGANError(f"the number of images must be at least 0, got {n}")
     if int(seed) < 0:
         raise SimGANError(f"the seed must be a non-negative integer, got {seed}")
+    get_profile(profile)
 
 
-def render_blocks(n: int, domain: str = "synthetic", seed: int = 0):
+def render_blocks(n: int, domain: str = "synthetic", seed: int = 0, profile: str = DEFAULT_PROFILE):
     """Yield (images uint8 (m, 35, 55), look_vec float32 (m, 3)) in blocks of up to CHUNK images."""
-    _check(n, domain, seed)
+    _check(n, domain, seed, profile)
     for block, start in enumerate(range(0, int(n), CHUNK)):
-        yield _render_block(min(CHUNK, int(n) - start), domain, int(seed), block)
+        yield _render_block(min(CHUNK, int(n) - start), domain, int(seed), block, profile)
 
 
 def render(
-    n: int, domain: str = "synthetic", seed: int = 0, *, progress: bool = False
+    n: int,
+    domain: str = "synthetic",
+    seed: int = 0,
+    profile: str = DEFAULT_PROFILE,
+    *,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """n eye images, uint8 (n, 35, 55), and their unit look_vec, float32 (n, 3); same seed, same output.
 
     domain "target" renders the same scenes (and so the same look_vec) as "synthetic" for the same seed,
-    imaged by a different camera. progress=True shows a tqdm bar.
+    imaged by a different camera. profile names the scene distribution (PROFILES). progress=True shows
+    a tqdm bar.
     """
     from tqdm import tqdm
 
-    _check(n, domain, seed)
+    _check(n, domain, seed, profile)
     images = np.empty((int(n), H, W), np.uint8)
     look = np.empty((int(n), 3), np.float32)
-    with tqdm(total=int(n), desc=f"simulating {domain}", unit="img", disable=not progress) as bar:
-        for i, (img, lv) in enumerate(render_blocks(n, domain, seed)):
+    desc = f"simulating {domain}" + ("" if profile == DEFAULT_PROFILE else f" ({profile})")
+    with tqdm(total=int(n), desc=desc, unit="img", disable=not progress) as bar:
+        for i, (img, lv) in enumerate(render_blocks(n, domain, seed, profile)):
             images[i * CHUNK : i * CHUNK + len(img)] = img
             look[i * CHUNK : i * CHUNK + len(img)] = lv
             bar.update(len(img))
     return images, look
 
 
-def scene_parameters(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The per-image scene parameters behind render(n, domain, seed), either domain (see sample_scenes)."""
-    _check(n, "synthetic", seed)
+def scene_parameters(
+    n: int, seed: int = 0, profile: str = DEFAULT_PROFILE
+) -> dict[str, np.ndarray]:
+    """The per-image scene parameters behind render(n, domain, seed, profile), either domain (see
+    sample_scenes)."""
+    _check(n, "synthetic", seed, profile)
     blocks = [
-        sample_scenes(_streams(int(seed), b)[0], min(CHUNK, int(n) - start))
+        sample_scenes(_streams(int(seed), b)[0], min(CHUNK, int(n) - start), profile)
         for b, start in enumerate(range(0, int(n), CHUNK))
     ]
     if not blocks:
-        return {k: v[:0] for k, v in sample_scenes(_streams(int(seed), 0)[0], 0).items()}
+        return {k: v[:0] for k, v in sample_scenes(_streams(int(seed), 0)[0], 0, profile).items()}
     return {k: np.concatenate([blk[k] for blk in blocks]) for k in blocks[0]}
 
 
-def default_path(domain: str, n: int, seed: int, data_dir: str | os.PathLike = "data") -> Path:
-    """Where a simulated set is cached: the parameters are in the name, e.g. data/synthetic_n20000_seed0.h5."""
-    return Path(data_dir) / f"{domain}_n{int(n)}_seed{int(seed)}.h5"
+def _profile_tag(profile: str) -> str:
+    # uniform keeps the names files had before profiles existed, so existing caches stay valid.
+    return "" if profile == DEFAULT_PROFILE else f"_{profile}"
+
+
+def default_path(
+    domain: str,
+    n: int,
+    seed: int,
+    data_dir: str | os.PathLike = "data",
+    profile: str = DEFAULT_PROFILE,
+) -> Path:
+    """Where a simulated set is cached: the parameters are in the name, e.g.
+    data/synthetic_n20000_seed0.h5, or data/synthetic_columbia_n20000_seed0.h5 for a profile."""
+    return Path(data_dir) / f"{domain}{_profile_tag(profile)}_n{int(n)}_seed{int(seed)}.h5"
 
 
 def ensure_simulated(
-    domain: str, n: int, seed: int, data_dir: str | os.PathLike = "data", *, progress: bool = True
+    domain: str,
+    n: int,
+    seed: int,
+    data_dir: str | os.PathLike = "data",
+    *,
+    progress: bool = True,
+    profile: str = DEFAULT_PROFILE,
 ) -> Path:
     """Return default_path(...), rendering and saving it first if absent (save_eyes writes atomically)."""
     from simgan_tf.data import save_eyes
 
-    _check(n, domain, seed)
+    _check(n, domain, seed, profile)
     if int(n) < 1:
         raise SimGANError(f"cannot simulate {n} images; need at least 1")
-    path = default_path(domain, n, seed, data_dir)
+    path = default_path(domain, n, seed, data_dir, profile)
     if path.exists():
         return path
-    images, look = render(n, domain, seed, progress=progress)
-    save_eyes(path, images, look, source_names(domain, n, seed), overwrite=True)
+    images, look = render(n, domain, seed, profile, progress=progress)
+    save_eyes(path, images, look, source_names(domain, n, seed, profile), overwrite=True)
     return path
 
 
-def source_names(domain: str, n: int, seed: int) -> list[str]:
+def source_names(domain: str, n: int, seed: int, profile: str = DEFAULT_PROFILE) -> list[str]:
     """The `path` entries of a simulated file: where each image came from."""
-    return [f"simgan_tf.simulator/{domain}/seed{seed}/{i}" for i in range(int(n))]
+    where = f"simgan_tf.simulator/{domain}{_profile_tag(profile).replace('_', '/')}/seed{seed}"
+    return [f"{where}/{i}" for i in range(int(n))]

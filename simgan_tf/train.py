@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
+from simgan_tf import photometry
 from simgan_tf.config import PRESETS, STRATEGIES, Config, make_config
 from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.errors import SimGANError, cli
@@ -67,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--n-synthetic", type=int, help="built-in synthetic images to simulate")
     p.add_argument("--n-real", type=int, help="built-in target-domain images to simulate")
     p.add_argument("--data-dir", help="where built-in data is cached")
+    p.add_argument(
+        "--input-norm",
+        choices=photometry.MODES,
+        help="normalise synthetic images like the real set before the refiner sees them: per-image "
+        "histogram equalisation, a histogram-matching lookup table, or none (default: auto, "
+        "equalize if the real set is equalised, else match); saved in config.json for refine",
+    )
     p.add_argument("--log-every", type=int, help="steps per metrics row (and per progress bar)")
     p.add_argument("--sample-every", type=int, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
@@ -74,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     p.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
+    p.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        help="TensorBoard event files in --out/tensorboard/: metrics, sample grids, config "
+        "(default: on)",
+    )
     p.add_argument(
         "--backup-dir", help="also keep the newest checkpoint here; --resume restores from it"
     )
@@ -148,6 +162,28 @@ def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
     return synthetic, real, source
 
 
+def resolve_input_norm(cfg: Config, synthetic: np.ndarray, real: np.ndarray) -> tuple[Config, str]:
+    """`cfg` with its input normalisation resolved against the training sets, and why (one line).
+
+    A "match" with its table (a resumed run's config.json) is kept as it is: resolving it again
+    from other data would change what the trained refiner expects.
+    """
+    if cfg.input_norm == "match" and cfg.input_lut is not None:
+        return cfg, "match (the lookup table in config.json)"
+    mode, lut = photometry.resolve(cfg.input_norm, synthetic, real)
+    if cfg.input_norm != "auto":
+        why = f"{mode} (as asked)"
+    elif mode == "equalize":
+        why = "equalize (the real set is histogram-equalised per image)"
+    else:
+        why = (
+            "match (the real set is not equalised per image: one lookup table maps the synthetic "
+            "set's gray levels onto the real set's distribution)"
+        )
+    resolved = replace(cfg, input_norm=mode, input_lut=None if lut is None else tuple(lut))
+    return resolved.validate(), why
+
+
 def build_model(cfg: Config, strategy=None):
     """The compiled SimGAN of this config (networks, buffer, optimizers).
 
@@ -211,6 +247,39 @@ def _save_keras(model, path: str) -> None:
         model.save(tmp)
 
 
+def phase_groups(cfg: Config, phase: str) -> tuple[int, int]:
+    """(synthetic, real) batches one train_step of `phase` uses: pretraining uses one of each."""
+    return (cfg.kg + cfg.kd, cfg.kd) if phase == "adversarial" else (1, 1)
+
+
+def phase_dataset(cfg: Config, phase: str, synthetic: np.ndarray, real: np.ndarray, step: int):
+    """`phase`'s training stream from global step `step` on.
+
+    Each phase has a stream of its own (seeded by the seed and the phase) that starts at the phase's
+    first step, so a step's batches are a pure function of (seed, step) although the phases gather
+    different numbers of batches per step: a resumed run sees what an uninterrupted one saw.
+    """
+    from simgan_tf.simgan import PHASES
+
+    begin, _ = _phase_span(cfg, phase)
+    groups = phase_groups(cfg, phase)
+    return training_dataset(
+        synthetic,
+        real,
+        cfg.batch_size,
+        *groups,
+        cfg.seed,
+        start_step=step - begin,
+        stream=PHASES.index(phase),
+    )
+
+
+def _phase_span(cfg: Config, phase: str) -> tuple[int, int]:
+    """(first step, end step) of `phase`; (0, 0) for a phase of 0 steps, which is not in the plan."""
+    ((begin, end),) = [(b, e) for p, b, e in phase_plan(cfg) if p == phase] or [(0, 0)]
+    return begin, end
+
+
 def phase_plan(cfg: Config) -> list[tuple[str, int, int]]:
     """(phase, first step, end step) for each phase with steps, in global step numbers."""
     plan, begin = [], 0
@@ -256,6 +325,7 @@ class Run:
             list_checkpoints,
         )
         from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
+        from simgan_tf.tensorboard import TensorBoardLog
 
         self.cfg, self.verbose = cfg, verbose
         # Before anything is written: a missing TPU or a batch the replicas cannot share fails first.
@@ -284,6 +354,14 @@ class Run:
         self.synthetic, self.real, self.source = load_training_data(cfg)
         print(f"synthetic: {len(self.synthetic)} images from {self.source['synthetic']}")
         print(f"real:      {len(self.real)} images from {self.source['real']}")
+        # What the refiner receives, and what its L1 term compares to, from here on.
+        self.cfg, why = resolve_input_norm(cfg, self.synthetic, self.real)
+        if self.cfg != cfg:
+            # config.json records the resolved choice: refine and a resumed run read it back.
+            write_text(os.path.join(cfg.out, "config.json"), self.cfg.to_json() + "\n")
+        cfg = self.cfg
+        self.synthetic = photometry.apply(self.synthetic, cfg.input_norm, cfg.input_lut)
+        print(f"input normalisation: {why}")
 
         keras.utils.set_random_seed(cfg.seed)
         if cfg.deterministic:
@@ -318,6 +396,12 @@ class Run:
             self.grids,
             FailureMonitor(cfg.out),
             self.checkpoints,
+            # After the grids: it logs the one they have just drawn.
+            *(
+                [TensorBoardLog(cfg.out, cfg.to_json(), self.grids.dir, start if resume else None)]
+                if cfg.tensorboard
+                else []
+            ),
             *callbacks,
         ]
         for callback in self.callbacks:
@@ -338,8 +422,7 @@ class Run:
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}")
         cfg, model = self.cfg, self.model
-        # A phase of 0 steps is not in the plan: nothing to run.
-        ((begin, end),) = [(b, e) for p, b, e in phase_plan(cfg) if p == phase] or [(0, 0)]
+        begin, end = _phase_span(cfg, phase)
         first = max(begin, self.step)
         if first >= end:
             return
@@ -350,15 +433,7 @@ class Run:
         for epochs, per_epoch in ((full, cfg.log_every), (1 if rest else 0, rest)):
             if epochs == 0:
                 continue
-            ds = training_dataset(
-                self.synthetic,
-                self.real,
-                cfg.batch_size,
-                cfg.kg + cfg.kd,
-                cfg.kd,
-                cfg.seed,
-                start_step=self.step,
-            )
+            ds = phase_dataset(cfg, phase, self.synthetic, self.real, self.step)
             model.fit(
                 distribute_steps(ds, self.strategy),
                 epochs=epochs,
@@ -455,6 +530,8 @@ def resume_config(out: str, backup_dir: str | None, overrides: dict) -> Config:
     if not os.path.exists(saved):
         raise SimGANError(f"{out}: no run to resume (no config.json)")
     values = read_json(saved)
+    # Runs made before input normalisation existed trained on raw images: keep them on those.
+    values.setdefault("input_norm", "none")
     # The run may have moved (or come back from a backup): it lives where it is now.
     cfg = Config.from_dict({**values, "out": out})
     changed = sorted(

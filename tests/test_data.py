@@ -694,6 +694,117 @@ def test_mpiigaze_output_rules(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------------------------
+# split by person
+
+
+def write_people_file(path: Path, subject, **columns) -> Path:
+    """Images whose first pixel is their row number, with look_vec, path, subject and `columns`."""
+    n = len(subject)
+    images = eyes(n)
+    images[:, 0, 0] = np.arange(n) % 256
+    look = np.random.default_rng(1).normal(size=(n, 3)).astype(np.float32)
+    data.save_eyes(path, images, look, [f"row{i}.jpg" for i in range(n)])
+    with h5py.File(path, "a") as f:
+        f["subject"] = np.asarray(subject, dtype=np.int16)
+        for name, values in columns.items():
+            f[name] = values
+    return path
+
+
+def test_load_groups_reads_a_per_image_column(tmp_path):
+    path = write_people_file(tmp_path / "p.h5", [3, 3, 5], head_pose_deg=np.float32([-15, 0, 15]))
+    np.testing.assert_array_equal(data.load_groups(path), [3, 3, 5])
+    np.testing.assert_array_equal(data.load_groups(path, "head_pose_deg"), [-15, 0, 15])
+    assert data.load_groups(path, "missing") is None
+    np.testing.assert_array_equal(
+        data.load_groups(path, "path"), ["row0.jpg", "row1.jpg", "row2.jpg"]
+    )
+    with h5py.File(path, "a") as f:
+        f["short"] = np.arange(2)
+        f["wide"] = np.zeros((3, 2))
+        f["nan"] = np.float32([0, np.nan, 1])
+    for key, message in (
+        ("short", r"expected \(3,\)"),
+        ("wide", r"expected \(3,\)"),
+        ("nan", "row 1"),
+    ):
+        with pytest.raises(data.SimGANError, match=message) as e:
+            data.load_groups(path, key)
+        assert str(path) in str(e.value) and f"'{key}'" in str(e.value)
+
+
+def test_split_keeps_people_apart_and_rows_aligned(tmp_path, capsys):
+    subject = np.repeat([1, 3, 5, 7, 9, 11], [4, 2, 5, 3, 1, 6])
+    pose = np.float32(np.arange(len(subject)) * 15.0 - 60)
+    src = write_people_file(
+        tmp_path / "people.h5", subject, head_pose_deg=pose, gaze_target_deg=np.zeros((21, 2))
+    )
+    with h5py.File(src, "a") as f:
+        f["note"] = "not one row per image"
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    code, out, err = run_cli(["split", src, "--by", "subject", "--out", a, b], capsys)
+    assert code == 0, err
+    assert "3 people" in out and "left out (not one row per image): note" in out
+    source = data.load_eyes(src)
+    seen = []
+    for part in (a, b):
+        with h5py.File(part, "r") as f:
+            assert set(f) == {
+                "image",
+                "look_vec",
+                "path",
+                "subject",
+                "head_pose_deg",
+                "gaze_target_deg",
+            }
+            n_rows = len(f["subject"])
+        got = data.load_eyes(part)
+        # Each image keeps its own row of every column, in file order.
+        idx = got.images[:, 0, 0].astype(int)
+        assert list(idx) == sorted(idx) and len(idx) == n_rows
+        np.testing.assert_array_equal(got.images, source.images[idx])
+        np.testing.assert_array_equal(got.look_vec, source.look_vec[idx])
+        np.testing.assert_array_equal(got.paths, source.paths[idx])
+        np.testing.assert_array_equal(data.load_groups(part), subject[idx])
+        np.testing.assert_array_equal(data.load_groups(part, "head_pose_deg"), pose[idx])
+        seen.append(set(subject[idx].tolist()))
+    assert not seen[0] & seen[1] and seen[0] | seen[1] == set(subject.tolist())
+    assert len(seen[0]) == 3
+
+    splits = set()
+    for seed in range(6):
+        parts, _ = data.split_by_group(
+            src, (tmp_path / "c.h5", tmp_path / "d.h5"), seed=seed, fraction=0.2, overwrite=True
+        )
+        assert len(parts[0].ids) == 1 and len(parts[1].ids) == 5  # round(0.2 * 6) = 1
+        splits.add(tuple(parts[0].ids))
+    assert len(splits) > 1  # the seed picks the people
+
+
+def test_split_errors(tmp_path, capsys):
+    src = write_people_file(tmp_path / "people.h5", [1, 1, 2, 2])
+    one = write_people_file(tmp_path / "one.h5", [4, 4])
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    cases = [
+        (["split", src, "--by", "person", "--out", a, b], "no 'person' dataset"),
+        (["split", one, "--out", a, b], "1 distinct value, need at least 2"),
+        (["split", src, "--fraction", "1", "--out", a, b], "--fraction must lie"),
+        (["split", src, "--fraction", "0", "--out", a, b], "--fraction must lie"),
+        (["split", src, "--out", src, b, "--overwrite"], "is the input"),
+        (["split", src, "--out", a, a], "given as both outputs"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(argv, capsys)
+        assert_one_line_error(code, err, message)
+        assert not a.exists() and not b.exists()
+    b.write_text("mine")
+    code, _, err = run_cli(["split", src, "--out", a, b], capsys)
+    # Refused before any work: the first output is not written either.
+    assert_one_line_error(code, err, "b.h5: already exists")
+    assert not a.exists() and b.read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------------------------
 # download
 
 

@@ -1,14 +1,17 @@
-"""evaluate, gaze and realism: the angular error by hand, the two-sample test's two ends, a smoke run."""
+"""evaluate, gaze and realism: the angular error by hand, the two-sample test's two ends, the target's
+split by person, smoke runs."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
-from simgan_tf.data import save_eyes
+from simgan_tf.data import load_groups, save_eyes
 from simgan_tf.errors import SimGANError
 from simgan_tf.gaze import angular_error_deg, evaluate_estimator, predict_gaze, train_estimator
 from simgan_tf.realism import c2st, split_balanced
@@ -229,13 +232,21 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
         assert 0 <= report["realism"][key] <= 1
     assert report["realism"]["n_per_class"] == (128 if data == "built-in" else 100)
     assert report["data"]["n_test"] == 128 and report["estimator"]["steps"] == 10
-    assert report["wall_seconds"]["total"] > 0 and len(report["goals"]) == 4
+    # The oracle reads refined images only where labels mean the same in both domains.
+    assert (drift["oracle_refined_heldout_error_deg"] is not None) == (data == "built-in")
+    assert report["wall_seconds"]["total"] > 0 and len(report["goals"]) == 6
+    for key in ("probe_real_vs_synthetic", "probe_real_vs_refined"):
+        assert 0 <= report["realism"][key]["image_accuracy"] <= 1
+    # No person column: split by image, and said so.
+    assert report["data"]["split"]["by"] == "image" and report["data"]["input_norm"] == "none"
+    assert "by_pose" not in report["gaze"]["refined"]
     assert set(report["fixed_pattern"]) == {
         "top_left", "top_right", "bottom_left", "bottom_right", "interior"
     }  # fmt: skip
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
-    assert "Fixed patterns" in md
+    assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
+    assert ("people may be on both sides" in md) == (data == "files")
     for name in ("montage.png", "error_hist.png", "losses.png"):
         assert (out / name).stat().st_size > 1000, name
     assert "label drift" in capsys.readouterr().out
@@ -269,3 +280,136 @@ def test_evaluate_errors_are_one_line(fake_run, tmp_path, capsys):
     (fake_run / "refiner.keras").unlink()
     with pytest.raises(SimGANError, match="no such refiner"):
         main.__wrapped__(["--run", str(fake_run)])
+
+
+# --- the target's split by person --------------------------------------------------------------
+
+COLUMBIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_gaze_columbia_dev.h5"
+
+
+def people_file(path: Path, people: list[int], per_person: int, seed: int) -> Path:
+    """Labelled target-like eyes of `people`, `per_person` each, with subject and head_pose_deg."""
+    n = len(people) * per_person
+    save_eyes(path, *toy_eyes(n, seed=seed, domain="target"))
+    with h5py.File(path, "a") as f:
+        f["subject"] = np.repeat(people, per_person).astype(np.int16)
+        f["head_pose_deg"] = np.resize(np.float32([-30, -15, 0, 15, 30]), n)
+    return path
+
+
+def test_split_target_keeps_people_apart():
+    from simgan_tf.evaluate import split_target
+
+    groups = np.repeat(np.arange(10) * 2 + 1, [30, 10, 50, 20, 40, 5, 60, 25, 15, 45])
+
+    def people(rows):
+        return set(groups[rows].tolist())
+
+    s = split_target(len(groups), n_test=60, n_oracle=100, seed=0, groups=groups)
+    assert s.by == "subject" and not people(s.test) & people(s.oracle)
+    assert len(s.test) <= 60 and len(s.oracle) == 100 and 1 <= len(people(s.test)) <= 5
+    assert people(s.test) == set(s.test_people) and people(s.oracle) == set(s.oracle_people)
+    # Asked for more test images than there are: half of the people test, the rest train.
+    s = split_target(len(groups), n_test=10_000, n_oracle=10_000, seed=0, groups=groups)
+    assert len(s.test_people) == len(s.oracle_people) == 5
+    assert sorted([*s.test, *s.oracle]) == list(range(len(groups)))
+    # One image wanted: one person.
+    assert (
+        len(split_target(len(groups), n_test=1, n_oracle=9, seed=0, groups=groups).test_people) == 1
+    )
+    s = split_target(len(groups), n_test=60, n_oracle=100, seed=0, groups=groups, exclude=[1, 3])
+    assert not (people(s.test) | people(s.oracle)) & {1, 3}
+    seen = {
+        tuple(split_target(len(groups), n_test=60, n_oracle=100, seed=k, groups=groups).test_people)
+        for k in range(5)
+    }
+    assert len(seen) > 1
+    with pytest.raises(SimGANError, match="no 'subject' group is left"):
+        split_target(len(groups), n_test=1, n_oracle=1, seed=0, groups=groups, exclude=groups)
+    s = split_target(len(groups), n_test=60, n_oracle=100, seed=0)
+    assert s.by == "image" and len(s.test) == 60 and not set(s.test) & set(s.oracle)
+
+
+def test_split_target_on_columbia_gaze():
+    from simgan_tf.evaluate import EVAL_PRESETS, split_target
+
+    if not COLUMBIA.exists():
+        pytest.skip(f"{COLUMBIA} not present")
+    groups = load_groups(COLUMBIA)
+    assert set(load_groups(COLUMBIA, "head_pose_deg").tolist()) == {-30, -15, 0, 15, 30}
+    quick = EVAL_PRESETS["quick"]
+    s = split_target(
+        len(groups), n_test=quick.n_test, n_oracle=quick.n_train, seed=0, groups=groups
+    )
+    assert len(np.unique(groups)) == 24 and len(s.test_people) <= 12
+    assert not set(groups[s.test].tolist()) & set(groups[s.oracle].tolist())
+    assert set(s.test_people) | set(s.oracle_people) == set(groups.tolist())
+    # The other half of the people trained the refiner: the 12 left give 6 to the test.
+    trained = np.unique(groups)[::2]
+    s = split_target(
+        len(groups),
+        n_test=quick.n_test,
+        n_oracle=quick.n_train,
+        seed=0,
+        groups=groups,
+        exclude=trained,
+    )
+    assert len(s.test_people) == len(s.oracle_people) == 6
+    assert not set(groups[np.concatenate([s.test, s.oracle])].tolist()) & set(trained.tolist())
+
+
+def test_errors_by_pose_by_hand():
+    from simgan_tf.evaluate import errors_by_pose
+
+    # Two seeds of four test images each.
+    errors = np.array([1.0, 2, 3, 4, 5, 6, 7, 8])
+    table = errors_by_pose(errors, np.float32([-30, 0, 0, 15]))
+    assert list(table) == ["-30", "0", "15", "abs_le_15"]
+    assert table["-30"] == {"n": 1, "mean_deg": 3.0, "within_7deg": 1.0}
+    assert table["0"] == {"n": 2, "mean_deg": 4.5, "within_7deg": 1.0}
+    assert table["15"] == {"n": 1, "mean_deg": 6.0, "within_7deg": 0.5}
+    assert table["abs_le_15"] == {"n": 3, "mean_deg": 5.0, "within_7deg": 5 / 6}
+
+
+def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
+    # The refiner's real set holds people 0 and 1: they may be neither tested nor oracle-trained.
+    real = people_file(tmp_path / "real.h5", [0, 1], 50, seed=2)
+    synthetic = tmp_path / "synthetic.h5"
+    save_eyes(synthetic, *toy_eyes(400, seed=0))
+    out = tmp_path / "eval"
+    argv = ["--run", fake_run, "--out", out, "--preset", "smoke", "--steps", "5", "--quiet"]
+    argv += ["--target", target, "--real", real, "--synthetic", synthetic]
+    assert main([str(a) for a in argv]) == 0
+
+    report = json.loads((out / "report.json").read_text())
+    sp = report["data"]["split"]
+    assert sp["by"] == "subject" and sp["excluded_people"] == [0, 1]
+    assert str(real) in sp["excluded_because"]
+    assert not set(sp["test_people"]) & set(sp["oracle_people"])
+    assert set(sp["test_people"]) | set(sp["oracle_people"]) == set(range(2, 8))
+    # 128 test images wanted, 50 a person: three people test, the other three train the oracle.
+    assert sp["n_test_people"] == sp["n_oracle_people"] == 3
+    assert report["data"]["n_test"] == 128 and report["data"]["n_oracle_train"] == 150
+    for arm in ("synthetic", "refined", "oracle"):
+        by_pose = report["gaze"][arm]["by_pose"]
+        assert list(by_pose) == ["-30", "-15", "0", "15", "30", "abs_le_15"]
+        assert sum(by_pose[p]["n"] for p in ("-30", "-15", "0", "15", "30")) == 128
+        assert by_pose["abs_le_15"]["n"] == sum(by_pose[p]["n"] for p in ("-15", "0", "15"))
+    md = (out / "report.md").read_text()
+    assert "### By head pose" in md and "| -15 to 15 | " in md
+    assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
+
+
+def test_evaluate_refuses_a_target_whose_people_all_trained_the_refiner(fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", [3, 5], 20, seed=1)
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--target", str(target), "--real", str(target), "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "none is left to test on" in err and "python -m simgan_tf.data split" in err
+    assert "\n" not in err

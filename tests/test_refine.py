@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import h5py
 import numpy as np
 import pytest
 
+from simgan_tf import photometry
 from simgan_tf.data import load_eyes, save_eyes
 from simgan_tf.errors import SimGANError
 from simgan_tf.refine import main, refine_array, refine_file
@@ -206,3 +208,73 @@ def test_mismatched_labels_are_refused(tmp_path, refiner_path):
     with pytest.raises(SimGANError, match="4 rows"):
         refine_file(refiner_path, str(src), str(dst), progress=False)
     assert not dst.exists()
+
+
+@pytest.fixture
+def identity_run(tmp_path):
+    """A run folder whose "refiner" returns its input: the output shows what the refiner was fed."""
+    import keras
+
+    x = keras.Input((35, 55, 1))
+    run = tmp_path / "run"
+    keras.Model(x, keras.layers.Identity()(x)).save(run.mkdir() or run / "refiner.keras")
+    return run
+
+
+def test_refine_prepares_images_as_the_run_did(tmp_path, identity_run, capsys):
+    # Smooth gray-level spread (unlike _images' two-level discs), so equalised images are flat.
+    noise = np.random.default_rng(0).normal(110, 25, (20, 35, 55))
+    images = np.clip(noise, 0, 255).astype(np.uint8)
+    src = tmp_path / "gaze.h5"
+    save_eyes(src, images)
+
+    def refined(*extra):
+        dst = tmp_path / "refined.h5"
+        refiner = str(identity_run / "refiner.keras")
+        main(
+            ["--refiner", refiner, "--input", str(src), "--output", str(dst), "--overwrite", *extra]
+        )
+        return load_eyes(dst, cache=False).images
+
+    np.testing.assert_array_equal(refined(), images)
+    assert "note: no config.json beside" in capsys.readouterr().out
+    (identity_run / "config.json").write_text(json.dumps({"input_norm": "equalize"}))
+    equalised = refined()
+    np.testing.assert_array_equal(equalised, photometry.equalize(images))
+    assert photometry.is_equalized(equalised) and not photometry.is_equalized(images)
+    assert "input normalisation: equalize" in capsys.readouterr().out
+    np.testing.assert_array_equal(refined("--input-norm", "none"), images)
+    reversed_lut = list(range(255, -1, -1))
+    (identity_run / "config.json").write_text(
+        json.dumps({"input_norm": "match", "input_lut": reversed_lut})
+    )
+    np.testing.assert_array_equal(refined(), 255 - images)
+    (identity_run / "config.json").unlink()
+    np.testing.assert_array_equal(refined("--input-norm", "equalize"), photometry.equalize(images))
+
+
+def test_refine_array_and_file_prepare_each_batch_when_asked(tmp_path, identity_run):
+    from simgan_tf.refine import load_refiner
+
+    images = _images(23, seed=3)
+    refiner_path = str(identity_run / "refiner.keras")
+    refiner = load_refiner(refiner_path)
+    np.testing.assert_array_equal(refine_array(refiner, images, 7, progress=False), images)
+    out = refine_array(refiner, images, 7, progress=False, prepare=photometry.equalize)
+    np.testing.assert_array_equal(out, photometry.equalize(images))
+    src, dst = tmp_path / "gaze.h5", tmp_path / "refined.h5"
+    save_eyes(src, images)
+    refine_file(refiner_path, str(src), str(dst), batch_size=7, progress=False,
+                prepare=photometry.equalize)  # fmt: skip
+    np.testing.assert_array_equal(load_eyes(dst, cache=False).images, out)
+
+
+def test_an_unresolved_run_config_is_one_line(tmp_path, identity_run, capsys):
+    src = tmp_path / "gaze.h5"
+    save_eyes(src, _images(4))
+    (identity_run / "config.json").write_text(json.dumps({"input_norm": "auto"}))
+    refiner = str(identity_run / "refiner.keras")
+    err = _fails(
+        ["--refiner", refiner, "--input", str(src), "--output", str(tmp_path / "o.h5")], capsys
+    )
+    assert str(identity_run / "config.json") in err and "auto" in err

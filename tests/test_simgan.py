@@ -3,10 +3,13 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
 from simgan_tf.config import make_config
 from simgan_tf.data import to_model_range, training_dataset
+from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regularization_loss
+from simgan_tf.simgan import REFINER_METRICS, SimGAN
 from simgan_tf.train import build_model
 
 
@@ -41,6 +44,7 @@ def _changed(before, net) -> bool:
 
 
 SYN, REAL = _blobs(256, 0, 0), _blobs(256, 1, 90)
+PAPER_SGD = 0.001  # the paper's SGD learning rate, on its losses summed over patches and pixels
 
 
 @pytest.mark.parametrize(
@@ -121,3 +125,158 @@ def test_whole_state_round_trips_through_weights(tmp_path):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     x = to_model_range(SYN[:4])
     np.testing.assert_allclose(fresh.refiner(x).numpy(), model.refiner(x).numpy(), atol=1e-6)
+
+
+def _batch(images, groups: int, b: int):
+    """`groups` batches of `b` images in the model range, shaped as one step's element."""
+    x = to_model_range(images[: groups * b])
+    return tf.constant(x.reshape(groups, b, *x.shape[1:]))
+
+
+def test_refiner_pretraining_minimises_the_l1_term_alone():
+    # lambda weighs L1 against the adversarial term; pretraining has none to weigh it against.
+    def pretrained(lambda_reg):
+        cfg, model = _model(lambda_reg=lambda_reg, optimizer="sgd", learning_rate=0.05)
+        _fit(model, cfg, "pretrain_refiner", 2, SYN, REAL)
+        return model.refiner
+
+    start = _weights(_model()[1].refiner)
+    zero, one, four = (pretrained(lam) for lam in (0.0, 1.0, 4.0))
+    assert _changed(start, zero), "--lambda-reg 0 must still pretrain the refiner"
+    for a, b, c in zip(_weights(zero), _weights(one), _weights(four), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-7)
+
+
+def _sgd_step(net, loss_fn, rate: float) -> None:
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    weights = net.trainable_weights
+    keras.optimizers.SGD(rate).apply_gradients(
+        zip(tape.gradient(loss, weights), weights, strict=True)
+    )
+
+
+def test_paper_learning_rate_is_the_papers_sgd_step_on_our_mean_losses():
+    keras.utils.set_random_seed(0)
+    small = dict(refiner_filters=4, refiner_blocks=1, discriminator_filters=(4, 4, 4, 4))
+    cfg = make_config("paper", batch_size=4, buffer_size=4, kg=1, kd=1, lambda_reg=0.5, **small)
+    model = build_model(cfg)
+    refiner, disc = (keras.models.clone_model(n) for n in (model.refiner, model.discriminator))
+    refiner.set_weights(model.refiner.get_weights())
+    disc.set_weights(model.discriminator.get_weights())
+    patches = int(np.prod(disc.output_shape[1:3]))
+    synthetic, real = _batch(SYN, 2, 4), _batch(REAL, 1, 4)
+    model.set_phase("adversarial")
+    model.train_step((synthetic, real))
+
+    # The paper's losses: per image, summed over its patches (and pixels, with lambda_paper), then
+    # averaged over the images of the batch; SGD 0.001 on them.
+    def per_image(x):
+        return tf.reduce_sum(x, axis=[1, 2, 3])
+
+    lambda_paper = cfg.lambda_reg * patches / (35 * 55)
+    x = synthetic[0]
+
+    def refiner_loss():
+        refined = refiner(x, training=True)
+        adv = per_image(tf.nn.softplus(-disc(refined)))
+        return tf.reduce_mean(adv + lambda_paper * per_image(tf.abs(refined - x)))
+
+    _sgd_step(refiner, refiner_loss, PAPER_SGD)
+    fake = refiner(synthetic[1])  # the buffer is empty: the whole refined half is current images
+
+    def discriminator_loss():
+        sums = [per_image(tf.nn.softplus(-disc(real[0]))), per_image(tf.nn.softplus(disc(fake)))]
+        return tf.reduce_mean(tf.concat(sums, axis=0))
+
+    _sgd_step(disc, discriminator_loss, PAPER_SGD)
+
+    for ours, paper in ((model.refiner, refiner), (model.discriminator, disc)):
+        for a, b in zip(ours.trainable_weights, paper.trainable_weights, strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-7, err_msg=a.path)
+
+
+def test_refined_metrics_are_the_current_refiners_and_the_history_half_has_its_own():
+    cfg, model = _model()
+    history = model.image_history
+    # A full buffer of one flat image: its half of the batch looks nothing like current refined images.
+    flat = np.full(history.images.shape, 0.9, np.float32)
+    history.images.assign(flat)
+    history.count.assign(history.capacity)
+    synthetic, real = _batch(SYN, 1, cfg.batch_size), _batch(REAL, 1, cfg.batch_size)
+    half = cfg.batch_size // 2
+    current = model.discriminator(model.refiner(synthetic[0])[:half])
+    old = model.discriminator(flat[:half])
+    expected = {
+        "d_loss_refined": local_adversarial_loss(current, real=False),
+        "d_acc_refined": patch_accuracy(current, real=False),
+        "d_acc_history": patch_accuracy(old, real=False),
+    }
+    model.set_phase("pretrain_discriminator")
+    logs = model.train_step((synthetic, real))
+    for name, value in expected.items():
+        assert float(logs[name]) == pytest.approx(float(value), abs=1e-5), name
+
+
+def test_assigning_the_phase_retraces_and_checks_it():
+    cfg, model = _model()
+    ds = training_dataset(SYN, REAL, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, 0)
+    model.phase = "adversarial"
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    r0 = _weights(model.refiner)
+    model.phase = "pretrain_discriminator"  # not set_phase: must still take effect
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    assert not _changed(r0, model.refiner)
+    with pytest.raises(ValueError, match="unknown phase"):
+        model.phase = "pretrain"
+    assert model.phase == "pretrain_discriminator"
+
+
+def test_evaluate_reports_the_losses_and_updates_nothing():
+    cfg, model = _model()
+    ds = training_dataset(SYN, REAL, cfg.batch_size, cfg.kg + cfg.kd, cfg.kd, 0)
+    before = [v.numpy().copy() for v in model.variables]
+    logs = model.evaluate(ds, steps=1, verbose=0, return_dict=True)
+    assert set(logs) == {*REFINER_METRICS, "d_loss_real", "d_loss_refined", "d_acc_real",
+                         "d_acc_refined"}  # fmt: skip
+    assert all(np.isfinite(v) for v in logs.values()), logs
+    for a, b in zip(before, model.variables, strict=True):
+        np.testing.assert_array_equal(a, b.numpy(), err_msg=b.path)
+    synthetic, real = next(iter(ds))
+    refined = model.refiner(synthetic[0])
+    assert logs["r_l1"] == pytest.approx(float(self_regularization_loss(refined, synthetic[0])))
+    logits = model.discriminator(real[0])
+    assert logs["d_acc_real"] == pytest.approx(float(patch_accuracy(logits, real=True)))
+
+
+def test_the_whole_model_saves_and_loads(tmp_path):
+    cfg, model = _model(kg=3)
+    _fit(model, cfg, "adversarial", 2, SYN, REAL)
+    model.save(tmp_path / "simgan.keras")
+    loaded = keras.models.load_model(tmp_path / "simgan.keras")
+    assert isinstance(loaded, SimGAN)
+    assert (loaded.kg, loaded.kd, loaded.image_history.capacity) == (3, 1, cfg.buffer_size)
+    assert int(loaded.step.numpy()) == 2
+    for a, b in zip(model.image_history.weights, loaded.image_history.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    x = to_model_range(SYN[:4])
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.discriminator(x).numpy(), model.discriminator(x).numpy(), atol=1e-6
+    )
+    # Compiled again, it trains on.
+    opt = keras.optimizers.Adam
+    loaded.compile(opt(1e-3), opt(1e-3), lambda_reg=cfg.lambda_reg)
+    r0 = _weights(loaded.refiner)
+    _fit(loaded, cfg, "adversarial", 1, SYN, REAL)
+    assert _changed(r0, loaded.refiner) and int(loaded.step.numpy()) == 3
+
+
+@pytest.mark.parametrize("shape", [(35, 55, 1), (36, 60, 1), (17, 9, 1)])
+def test_config_counts_the_discriminators_patches(shape):
+    from simgan_tf.config import patch_count
+    from simgan_tf.models import build_discriminator
+
+    grid = build_discriminator(shape, (4, 4, 4, 4)).output_shape[1:3]
+    assert patch_count(shape) == grid[0] * grid[1]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from simgan_tf import simulator
+from simgan_tf import eyestats, simulator
 from simgan_tf.data import load_eyes, to_model_range
 from simgan_tf.errors import SimGANError
 from simgan_tf.simulate import main as simulate_main
@@ -107,6 +108,123 @@ def test_bad_arguments_raise_simgan_error():
     assert simulator.render(0)[0].shape == (0, 35, 55)
 
 
+# The uniform profile's scenes and images as they were before profiles existed: caches and tests made
+# then must still hold. Scene parameters are exact (random draws and float64 arithmetic); image means are
+# compared to a tolerance far below any change in geometry or shading but above the odd pixel that a
+# CPU's vectorised float32 sin or exp may round the other way.
+_UNIFORM_SCENES_SHA256 = "04892d96aaf8d72f"
+_UNIFORM_MEANS = {"synthetic": 148.25636363636363, "target": 128.35946115702478}
+_PRE_PROFILE_KEYS = (
+    "ambient bag_dark brow_dark caruncle caruncle_end crease_dark crease_gap cx cy glint half_width"
+    " iris iris_shade lash lash_width lid_shadow lower_lash lower_pow lower_skew lx ly lz mirror open"
+    " pitch pupil pupil_shade radius roll sclera skin skin_slope socket tilt upper_pow upper_skew yaw"
+).split()
+
+
+def test_uniform_profile_is_unchanged_and_the_default():
+    import hashlib
+
+    scenes = simulator.scene_parameters(1100, seed=3)
+    digest = hashlib.sha256()
+    for key in _PRE_PROFILE_KEYS:
+        digest.update(scenes[key].tobytes())
+    assert digest.hexdigest()[:16] == _UNIFORM_SCENES_SHA256
+    assert np.all(scenes["head_yaw"] == 0)
+    for domain, mean in _UNIFORM_MEANS.items():
+        images, look = simulator.render(1100, domain, 3)
+        assert abs(images.mean() - mean) < 2e-3, (domain, images.mean())
+        explicit = simulator.render(1100, domain, 3, "uniform")
+        np.testing.assert_array_equal(explicit[0], images)
+        np.testing.assert_array_equal(explicit[1], look)
+
+
+@pytest.mark.parametrize("profile", ["columbia", "mpiigaze"])
+def test_profiles_are_deterministic_and_differ_from_uniform(profile):
+    a, la = simulator.render(1100, "synthetic", 3, profile)
+    np.testing.assert_array_equal(a, simulator.render(1100, "synthetic", 3, profile)[0])
+    np.testing.assert_array_equal(simulator.render(5, "synthetic", 3, profile)[0], a[:5])
+    t, lt = simulator.render(1100, "target", 3, profile)
+    np.testing.assert_array_equal(lt, la)  # the target images the same scenes
+    np.testing.assert_array_equal(simulator.render(7, "target", 3, profile)[0], t[:7])
+    assert not np.allclose(la, simulator.render(1100, "synthetic", 3)[1])
+
+
+def test_profiles_draw_their_gaze_and_head_pose():
+    def degrees(profile: str) -> dict[str, np.ndarray]:
+        s = simulator.scene_parameters(3000, seed=1, profile=profile)
+        return {k: np.degrees(s[k]) for k in ("pitch", "yaw", "head_yaw")}
+
+    def spans(values: np.ndarray, lo: float, hi: float) -> bool:
+        # Inside the range and reaching both ends of it: the range is the one drawn.
+        return (
+            values.min() >= lo - 1e-3
+            and values.max() <= hi + 1e-3
+            and np.ptp(values) > 0.95 * (hi - lo)
+        )
+
+    col = degrees("columbia")
+    head_relative = col["yaw"] + col["head_yaw"]  # camera yaw = yaw relative to the head - head yaw
+    assert spans(col["pitch"], -10, 10) and spans(col["head_yaw"], -30, 30)
+    assert spans(head_relative, -15, 15)
+    assert np.abs(col["yaw"]).max() > 40  # the camera sees up to 45 deg, as in Columbia Gaze
+    mpii = degrees("mpiigaze")
+    assert spans(mpii["pitch"], -25, 5) and spans(mpii["head_yaw"], -10, 10)
+    assert np.mean(mpii["pitch"] < 0) > 0.8  # mostly looking down
+    uni = degrees("uniform")
+    assert spans(uni["pitch"], -30, 30) and spans(uni["yaw"], -30, 30)
+    # look_vec is the camera-frame gaze the eyeball was drawn with, whatever the head does.
+    s = simulator.scene_parameters(50, seed=1, profile="columbia")
+    _, look = simulator.render(50, "synthetic", 1, "columbia")
+    expected = simulator.pitch_yaw_to_look_vec(np.stack([s["pitch"], s["yaw"]], axis=1))
+    np.testing.assert_array_equal(look, expected)
+
+
+def _fissure_columns(s: dict[str, np.ndarray]) -> np.ndarray:
+    """(m, 2): the first and last column where the lids are open (the eye's corners), in pixels."""
+    _, skin, _ = simulator._draw(s, np.random.default_rng(0))
+    open_cols = (skin < 0.5).any(axis=1)
+    cols = np.arange(open_cols.shape[1])
+    return np.stack(
+        [np.where(open_cols, cols, 99).min(axis=1), np.where(open_cols, cols, -1).max(axis=1)],
+        axis=1,
+    ).astype(float)
+
+
+def test_head_yaw_foreshortens_the_eye_region_and_moves_the_eyeball_between_the_corners():
+    base = simulator.scene_parameters(200, seed=2)  # frontal scenes
+    for key in ("roll", "tilt"):  # level lids, so the corners' columns measure width
+        base[key] = np.zeros_like(base[key])
+    base["half_width"] = np.full_like(base["half_width"], 1.1)  # corners well inside the patch
+    turned = dict(base, head_yaw=np.full_like(base["head_yaw"], np.radians(40.0)))
+    front, side = _fissure_columns(base), _fissure_columns(turned)
+    ratio = np.median((side[:, 1] - side[:, 0]) / (front[:, 1] - front[:, 0]))
+    assert abs(ratio - np.cos(np.radians(40.0))) < 0.04, ratio
+    # The corners' midpoint moves left of the eyeball's centre by corner_depth * sin(head_yaw).
+    shift = side.mean(axis=1) - front.mean(axis=1)
+    expected = -base["corner_depth"] * np.sin(np.radians(40.0)) * base["radius"]
+    assert np.median(np.abs(shift - expected)) < 1.0, np.median(shift - expected)
+    # The eyeball is drawn where it was, with the same gaze: the pupil stays put while the lids move.
+    pupils = [
+        _pupil_positions(
+            np.round(simulator._draw(scenes, np.random.default_rng(0))[0] * 255),
+            scenes["cx"],
+            scenes["cy"],
+        )
+        for scenes in (base, turned)
+    ]
+    assert np.median(np.abs(pupils[1] - pupils[0])) < 0.3
+
+
+def test_corner_crop_keeps_the_eye_width_and_zooms_the_eyeball():
+    s = simulator.scene_parameters(2000, seed=4, profile="columbia")
+    cos = np.cos(s["head_yaw"])
+    # radius is the eyeball as the crop shows it: 1 / cos(head_yaw) of the frontal one.
+    turned, frontal = np.abs(s["head_yaw"]) > np.radians(25), np.abs(s["head_yaw"]) < np.radians(5)
+    width = (s["half_width"] * s["radius"] * cos)[turned]
+    assert abs(np.median(width) - np.median((s["half_width"] * s["radius"])[frontal])) < 1.0
+    assert np.median(s["radius"][turned]) > 1.1 * np.median(s["radius"][frontal])
+
+
 # --- geometry: labels are exact, and the eye sits where the real ones do ------------------------
 
 
@@ -131,10 +249,11 @@ def _pupil_positions(images: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.n
     return out
 
 
-def test_pupil_position_follows_look_vec():
+@pytest.mark.parametrize("profile", list(simulator.PROFILES))
+def test_pupil_position_follows_look_vec(profile):
     n = 1500
-    images, look = simulator.render(n, "synthetic", seed=11)
-    s = simulator.scene_parameters(n, seed=11)
+    images, look = simulator.render(n, "synthetic", seed=11, profile=profile)
+    s = simulator.scene_parameters(n, seed=11, profile=profile)
     pos = _pupil_positions(images, s["cx"], s["cy"])
     dx = (pos[:, 0] - s["cx"]) / s["radius"]  # in eyeball radii
     dy = -(pos[:, 1] - s["cy"]) / s["radius"]  # image rows grow downward; look_vec y is up
@@ -167,6 +286,79 @@ def test_geometry_resembles_shared_real(shared_real):
         # The dark band (iris and lids) lies in the same rows and columns.
         assert abs(int(a.mean(axis=1).argmin()) - int(b.mean(axis=1).argmin())) <= 2
         assert abs(int(a.mean(axis=0).argmin()) - int(b.mean(axis=0).argmin())) <= 3
+
+
+# --- eyestats: image measures that compare simulated and real eyes --------------------------------
+
+COLUMBIA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_gaze_columbia_dev.h5"
+)
+
+
+def _drawn_eyes(centres: np.ndarray) -> np.ndarray:
+    """Bright patches, each with a dark disc (radius 6) at a given (x, y) and black lid lines 3 px
+    above and below it, columns 10..45: an eye whose measures are known."""
+    v, u = np.mgrid[0:35, 0:55]
+    out = np.full((len(centres), 35, 55), 200, np.uint8)
+    for img, (x, y) in zip(out, centres, strict=True):
+        img[(u - x) ** 2 + (v - y) ** 2 <= 36] = 30
+        top, bottom = int(round(y)) - 10, int(round(y)) + 9
+        img[top : top + 2, 10:46] = 0
+        img[bottom : bottom + 2, 10:46] = 0
+    return out
+
+
+def test_eyestats_measures_a_drawn_eye():
+    centres = np.array([[27.0, 17.0], [22.0, 15.0], [33.0, 18.0]])
+    m = eyestats.measure(_drawn_eyes(centres))
+    np.testing.assert_allclose(m["blob_x"], centres[:, 0], atol=0.05)
+    np.testing.assert_allclose(m["blob_y"], centres[:, 1], atol=0.05)
+    # Its size, less the rim that the 3 x 3 smoothing lifts above the threshold (113 pixels drawn).
+    assert np.all((m["blob_area"] > 80) & (m["blob_area"] <= 113)), m["blob_area"]
+    assert np.all((m["blob_width"] >= 11) & (m["blob_width"] <= 13)), m["blob_width"]
+    # The edges: above, bright to black at the top lid line; below, black to bright under the lower.
+    np.testing.assert_allclose(m["top_edge"], np.round(centres[:, 1]) - 10.5, atol=1.0)
+    np.testing.assert_allclose(m["bottom_edge"], np.round(centres[:, 1]) + 10.5, atol=1.0)
+    np.testing.assert_allclose(m["eye_left"], 10, atol=1)
+    np.testing.assert_allclose(m["eye_right"], 45, atol=1)
+    # Brightness and contrast do not move the measures (thresholds are each image's own).
+    dim = eyestats.measure((_drawn_eyes(centres) * 0.5 + 40).astype(np.uint8))
+    for key in ("blob_x", "blob_y", "top_edge", "bottom_edge", "eye_left", "eye_right"):
+        np.testing.assert_allclose(dim[key], m[key], atol=0.05)
+    with pytest.raises(SimGANError, match="shape"):
+        eyestats.measure(np.zeros((35, 55), np.uint8))
+
+
+def test_eyestats_gaze_slopes_recover_pixels_per_degree(rng):
+    py = rng.uniform(-20, 20, (300, 2))
+    centres = np.stack([27 + 0.25 * py[:, 1], 17 - 0.2 * py[:, 0]], axis=1)  # rows grow downward
+    look = simulator.pitch_yaw_to_look_vec(np.radians(py))
+    out = eyestats.stats(_drawn_eyes(centres), look)
+    assert abs(out["px_per_deg_yaw"] - 0.25) < 0.01 and abs(out["px_per_deg_pitch"] - 0.2) < 0.01
+    assert abs(out["blob_x_at_0"] - 27) < 0.2 and abs(out["blob_y_at_0"] - 17) < 0.2
+    assert out["corr_yaw"] > 0.99 and out["corr_pitch"] > 0.99
+    assert out["blob_x_median"] == pytest.approx(np.median(centres[:, 0]), abs=0.3)
+
+
+def test_columbia_profile_matches_columbia_eyes():
+    """The calibration the columbia profile came from, kept: its images measured like the real ones."""
+    if not COLUMBIA.exists():
+        pytest.skip(f"{COLUMBIA} not present")
+    from simgan_tf import photometry
+
+    real = load_eyes(COLUMBIA, require_labels=True)
+    measured = {"real": eyestats.stats(real.images, real.look_vec)}
+    for profile in ("columbia", "uniform"):
+        images, look = simulator.render(3000, "synthetic", 0, profile)
+        mode, lut = photometry.resolve("match", images, real.images)  # as training prepares them
+        measured[profile] = eyestats.stats(photometry.apply(images, mode, lut), look)
+    real, sim, uniform = measured["real"], measured["columbia"], measured["uniform"]
+    for key in ("blob_x", "blob_y", "blob_width", "blob_height", "top_edge", "bottom_edge"):
+        assert abs(sim[f"{key}_median"] - real[f"{key}_median"]) <= 1.5, key
+    # The pupil's travel per degree: the lids hide the iris, so the visible blob rises little with
+    # pitch on real eyes; uniform's rises three times as fast.
+    for key in ("px_per_deg_yaw", "px_per_deg_pitch"):
+        assert abs(sim[key] - real[key]) < abs(uniform[key] - real[key]), key
 
 
 # --- learnability and the domain gap -------------------------------------------------------------
@@ -229,3 +421,25 @@ def test_cli_writes_refuses_overwrite_and_montage(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             simulate_main(bad)
         assert e.value.code == 2
+
+
+def test_scene_profile_in_cache_names_files_and_cli(tmp_path, capsys):
+    path = simulator.ensure_simulated(
+        "synthetic", 30, 2, tmp_path, progress=False, profile="columbia"
+    )
+    assert path.name == "synthetic_columbia_n30_seed2.h5"
+    assert simulator.default_path("synthetic", 30, 2, tmp_path).name == "synthetic_n30_seed2.h5"
+    eyes = load_eyes(path, require_labels=True)
+    images, look = simulator.render(30, "synthetic", 2, "columbia")
+    np.testing.assert_array_equal(eyes.images, images)
+    np.testing.assert_array_equal(eyes.look_vec, look)
+    out = tmp_path / "m.h5"
+    assert simulate_main(["--n", "9", "--out", str(out), "--scene-profile", "mpiigaze"]) == 0
+    np.testing.assert_array_equal(
+        load_eyes(out).images, simulator.render(9, "synthetic", 0, "mpiigaze")[0]
+    )
+    with pytest.raises(SimGANError, match="unknown scene profile 'real'"):
+        simulator.render(3, "synthetic", 0, "real")
+    with pytest.raises(SystemExit) as e:
+        simulate_main(["--n", "3", "--out", str(tmp_path / "x.h5"), "--scene-profile", "real"])
+    assert e.value.code == 2 and "scene-profile" in capsys.readouterr().err

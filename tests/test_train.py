@@ -6,10 +6,15 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
+from simgan_tf import photometry
 from simgan_tf.callbacks import FailureMonitor
-from simgan_tf.train import main
+from simgan_tf.config import make_config
+from simgan_tf.data import load_eyes, save_eyes
+from simgan_tf.refine import load_refiner
+from simgan_tf.train import Run, main, phase_dataset, resume_config
 
 
 def _run(pair, out, *extra):
@@ -52,6 +57,8 @@ def test_cli_smoke_run_writes_every_output(pair, tmp_path):
     assert list((out / "checkpoints").glob("step_*.weights.h5"))
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "smoke" and config["synthetic"] == str(pair[0])
+    # The pair's real images are not equalised: auto resolved to a histogram-matching table.
+    assert config["input_norm"] == "match" and len(config["input_lut"]) == 256
     rows = _rows(out)
     assert [r["phase"] for r in rows] == [
         "pretrain_refiner",
@@ -61,7 +68,8 @@ def test_cli_smoke_run_writes_every_output(pair, tmp_path):
     ]
     assert [int(r["step"]) for r in rows] == [3, 6, 9, 12]
     assert all(float(r["d_loss_real"]) > 0 for r in rows[2:])
-    refiner = keras.models.load_model(out / "refiner.keras")
+    assert all(0 <= float(r["d_acc_history"]) <= 1 for r in rows[1:])
+    refiner = load_refiner(out / "refiner.keras")
     assert refiner.output_shape == (None, 35, 55, 1)
     keras.models.load_model(out / "discriminator.keras")
     assert "synthetic -> refined" in proc.stdout
@@ -124,6 +132,9 @@ def test_failure_monitor_names_each_failure():
     assert monitor.check("pretrain_refiner", {"r_spread": 0.05, "r_l1": 0.001}) == {}
     wins = {"r_spread": 1.0, "r_l1": 0.1, "d_acc_real": 0.999, "d_acc_refined": 0.998}
     assert set(monitor.check("adversarial", wins)) == {"discriminator-wins"}
+    # Old buffer images told apart are no sign that the current refiner lost.
+    history_only = {**wins, "d_acc_refined": 0.6, "d_acc_history": 0.999}
+    assert monitor.check("adversarial", history_only) == {}
     healthy = {"r_spread": 0.9, "r_l1": 0.05, "d_acc_real": 0.7, "d_acc_refined": 0.6}
     assert monitor.check("adversarial", healthy) == {}
 
@@ -135,3 +146,98 @@ def test_collapse_is_reported_with_its_step(pair, tmp_path, capsys):
     warnings = (tmp_path / "run" / "warnings.txt").read_text()
     assert "warning: step " in warnings
     assert "collapse" in warnings or "discriminator wins" in warnings
+
+
+def test_pretraining_streams_gather_only_the_batches_they_use(pair, tmp_path, monkeypatch):
+    import simgan_tf.train as train
+
+    groups = []
+    real_fn = train.training_dataset
+
+    def spy(*args, **kwargs):
+        ds = real_fn(*args, **kwargs)
+        groups.append(tuple(spec.shape[0] for spec in ds.element_spec))
+        return ds
+
+    monkeypatch.setattr(train, "training_dataset", spy)
+    _run(pair, tmp_path / "run", "--kg", "2", "--kd", "1")
+    # One fit (one stream) per phase: 3 + 3 + 6 steps, logged every 3.
+    assert groups == [(1, 1), (1, 1), (3, 1)]
+
+
+def test_a_phase_stream_starts_where_its_step_finds_it():
+    # Image i holds gray level 4 i, so a batch's pixels name the images in it.
+    images = (4 * np.arange(60, dtype=np.uint8))[:, None, None].repeat(35, 1).repeat(55, 2)
+    cfg = make_config("smoke", batch_size=4)
+    begin = cfg.pretrain_refiner_steps + cfg.pretrain_discriminator_steps
+
+    def ids(step, n):
+        ds = phase_dataset(cfg, "adversarial", images, images, step)
+        return [s.numpy()[:, :, 0, 0, 0] for s, _ in ds.take(n)]
+
+    np.testing.assert_array_equal(ids(begin, 5)[3:], ids(begin + 3, 2))
+    pretrain = phase_dataset(cfg, "pretrain_refiner", images, images, 0)
+    first = next(iter(pretrain))[0].numpy()[:, :, 0, 0, 0]
+    assert not np.array_equal(first, ids(begin, 1)[0][:1]), "each phase has its own stream"
+
+
+def _raw(pair):
+    return load_eyes(pair[0]).images, load_eyes(pair[1]).images
+
+
+def test_input_norm_is_resolved_applied_and_saved(pair, tmp_path, capsys):
+    synthetic, real = _raw(pair)
+    cfg = make_config("smoke", synthetic=str(pair[0]), real=str(pair[1]), out=str(tmp_path / "m"))
+    run = Run(cfg, verbose=0)
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    lut = photometry.histogram_lut(synthetic, real)
+    assert saved["input_norm"] == "match" and saved["input_lut"] == lut.tolist()
+    np.testing.assert_array_equal(run.synthetic, lut[synthetic])  # what the refiner is fed
+    assert "input normalisation: match (the real set is not equalised" in capsys.readouterr().out
+
+    equalised = tmp_path / "real_equalised.h5"
+    save_eyes(equalised, photometry.equalize(real))
+    cfg = make_config("smoke", synthetic=str(pair[0]), real=str(equalised), out=str(tmp_path / "e"))
+    run = Run(cfg, verbose=0)
+    saved = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert (saved["input_norm"], saved["input_lut"]) == ("equalize", None)
+    np.testing.assert_array_equal(run.synthetic, photometry.equalize(synthetic))
+    assert "input normalisation: equalize (the real set is histogram-equalised per image)" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_resumed_run_keeps_its_saved_normalisation(pair, tmp_path):
+    synthetic, _ = _raw(pair)
+    out = tmp_path / "run"
+    _run(pair, out, "--steps", "3")
+    config = json.loads((out / "config.json").read_text())
+    reversed_lut = list(range(255, -1, -1))  # not what the data would resolve to
+    (out / "config.json").write_text(json.dumps({**config, "input_lut": reversed_lut}))
+    before = (out / "config.json").read_text()
+    run = Run(resume_config(str(out), None, {}), resume=True, verbose=0)
+    assert run.cfg.input_lut == tuple(reversed_lut)
+    np.testing.assert_array_equal(run.synthetic, 255 - synthetic)
+    assert (out / "config.json").read_text() == before
+    # A run from before input normalisation trained on raw images, and resumes on them.
+    old = {k: v for k, v in config.items() if k not in ("input_norm", "input_lut")}
+    (out / "config.json").write_text(json.dumps(old))
+    run = Run(resume_config(str(out), None, {}), resume=True, verbose=0)
+    assert run.cfg.input_norm == "none"
+    np.testing.assert_array_equal(run.synthetic, synthetic)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"input_norm": "flat"}, "unknown --input-norm"),
+        ({"input_norm": "match", "input_lut": (0,) * 255}, "256 gray levels"),
+        ({"input_norm": "match", "input_lut": (256,) * 256}, "256 gray levels"),
+        ({"input_norm": "equalize", "input_lut": (0,) * 256}, "goes with input_norm 'match'"),
+    ],
+)
+def test_bad_input_norm_settings_are_refused(values, message):
+    from simgan_tf.errors import SimGANError
+
+    with pytest.raises(SimGANError, match=message):
+        make_config("smoke", **values)

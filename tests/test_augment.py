@@ -1,0 +1,107 @@
+"""Photometric augmentation and the label-drift estimator trained on it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from simgan_tf import gaze
+from simgan_tf.augment import photometric_augment
+from simgan_tf.errors import SimGANError
+from simgan_tf.photometry import EQUALIZED_RAMP_DEV, ramp_deviation
+from simgan_tf.simulator import render
+
+TINY = dataclasses.replace(gaze.ESTIMATOR_PRESETS["smoke"], steps=4, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def eyes() -> tuple[np.ndarray, np.ndarray]:
+    return render(48, "synthetic", seed=7)
+
+
+def test_dtype_shape_and_determinism(eyes):
+    images = eyes[0]
+    a = photometric_augment(images, np.random.default_rng(3))
+    assert a.dtype == np.uint8 and a.shape == images.shape
+    assert np.array_equal(a, photometric_augment(images, np.random.default_rng(3)))
+    assert not np.array_equal(a, photometric_augment(images, np.random.default_rng(4)))
+
+
+def test_every_image_changed(eyes):
+    images = eyes[0]
+    a = photometric_augment(images, np.random.default_rng(0))
+    changed = np.abs(a.astype(int) - images).mean(axis=(1, 2))
+    assert np.all(changed >= 1.0), changed.min()
+
+
+def test_each_draw_has_its_own_brightness_and_contrast(eyes):
+    one = np.repeat(eyes[0][:1], 64, axis=0)
+    a = photometric_augment(one, np.random.default_rng(0)).astype(np.float64)
+    means, stds = a.mean(axis=(1, 2)), a.std(axis=(1, 2))
+    assert means.std() > 5.0 and stds.std() > 3.0, (means.std(), stds.std())
+    # About half the draws are histogram-equalised; the others keep a non-flat histogram.
+    flat = ramp_deviation(a.astype(np.uint8)) < EQUALIZED_RAMP_DEV
+    assert 0.2 < flat.mean() < 0.8, flat.mean()
+
+
+def test_geometry_kept():
+    # A dark disc at a sub-pixel place: its k darkest pixels (k = its area) must stay on it. Every step
+    # is per-pixel or a symmetric blur, so the centroid moves only by noise.
+    yy, xx = np.mgrid[:35, :55]
+    centre = np.array([15.3, 31.6])
+    disc = np.hypot(yy - centre[0], xx - centre[1]) <= 4.0
+    img = np.where(disc, 10, 190).astype(np.uint8)
+    n, k = 200, int(disc.sum())
+    a = photometric_augment(np.repeat(img[None], n, axis=0), np.random.default_rng(1))
+    y0, x0 = 7, 23  # a window around the disc: light falloff elsewhere may be as dark
+    window = a[:, y0:24, x0:41].reshape(n, -1)
+    rows, cols = np.divmod(np.argsort(window, axis=1, kind="stable")[:, :k], 41 - x0)
+    found = np.stack([rows.mean(axis=1) + y0, cols.mean(axis=1) + x0], axis=1)
+    off = np.linalg.norm(found - centre, axis=1)
+    assert np.mean(off < 1.0) >= 0.95, np.sort(off)[-10:]
+    assert np.linalg.norm(found.mean(axis=0) - centre) < 0.3
+
+
+def test_rejects_bad_input():
+    with pytest.raises(SimGANError, match="uint8"):
+        photometric_augment(np.zeros((2, 35, 55), np.float32), np.random.default_rng(0))
+    with pytest.raises(SimGANError, match="too small"):
+        photometric_augment(np.zeros((2, 1, 55), np.uint8), np.random.default_rng(0))
+
+
+def test_batch_augmenter_changes_a_share_of_each_batch_by_step(eyes):
+    import tensorflow as tf
+
+    augment = gaze._batch_augmenter(seed=5, share=2 / 3)
+    batch = eyes[0]
+    out = [augment(tf.constant(step, tf.int64), tf.constant(batch)).numpy() for step in (0, 0, 1)]
+    changed = np.any(out[0] != batch, axis=(1, 2))
+    assert 0.4 < changed.mean() < 0.9  # 2/3 of 48 expected
+    assert np.array_equal(out[0][~changed], batch[~changed])  # the rest stays raw
+    assert np.array_equal(out[0], out[1])
+    assert not np.array_equal(out[0], out[2])
+
+
+def test_drift_estimator_rejects_negative_copies(eyes):
+    with pytest.raises(SimGANError, match="copies"):
+        gaze.train_drift_estimator(*eyes, seed=0, spec=TINY, copies=-1)
+
+
+def test_drift_estimator_runs_and_is_deterministic(eyes):
+    images, look = eyes
+
+    def predictions(model) -> np.ndarray:
+        return gaze.predict_gaze(model, images[:8])
+
+    a = predictions(gaze.train_drift_estimator(images, look, seed=2, spec=TINY))
+    assert a.shape == (8, 3) and np.all(np.isfinite(a))
+    assert np.array_equal(
+        a, predictions(gaze.train_drift_estimator(images, look, seed=2, spec=TINY))
+    )
+    # Without augmented copies it is train_estimator; with them, the augmentation changes the model.
+    plain = predictions(gaze.train_estimator(images, look, seed=2, **TINY.to_dict()))
+    unaugmented = gaze.train_drift_estimator(images, look, seed=2, spec=TINY, copies=0)
+    assert np.array_equal(predictions(unaugmented), plain)
+    assert not np.array_equal(a, plain)
