@@ -6,8 +6,9 @@ say how the simulator's geometry differs from a real set's, on images alone, so 
 of simgan_tf.simulator can be calibrated against real sets and the comparison checked later.
 
 Every measure is defined on the image, not on scene parameters, so it applies to simulated and real
-sets alike, and it is insensitive to brightness and contrast (thresholds sit between each image's own
-dark and light levels), so raw renders and histogram-equalised real patches compare:
+sets alike. It does not change with an image's brightness and contrast (thresholds sit between each
+image's own dark and light levels), but a non-linear tone curve moves what counts as dark: compare sets
+after the same normalisation (simgan_tf.photometry: `match` for Columbia Gaze, `equalize` for MPIIGaze). The measures:
 
 - `blob_x`, `blob_y`: centroid of the dark blob (the visible iris and pupil), pixels from the left / top;
 - `blob_area`, `blob_width`, `blob_height`: its size in pixels;
@@ -67,8 +68,8 @@ def _check(images: np.ndarray) -> np.ndarray:
 
 
 def _blobs(x: np.ndarray) -> dict[str, np.ndarray]:
-    """The dark blob of each image: centroid and extent of the region darker than _BLOB_LEVEL of the way from
-    its darkest smoothed point to the image's median, connected to that point."""
+    """The dark blob of each image: centroid and extent of the region darker than _BLOB_LEVEL of the
+    way from its darkest smoothed point to the image's median, connected to that point."""
     m, h, w = x.shape
     size = 2 * _SMOOTH + 1
     smooth = ndimage.uniform_filter(x, size=(1, size, size), mode="nearest")
@@ -160,21 +161,21 @@ def gaze_slopes(per_image: dict[str, np.ndarray], look_vec: np.ndarray) -> dict[
     px_per_deg_yaw > 0: the blob moves right as the eye turns right. px_per_deg_pitch > 0: up as it
     looks up. blob_x_at_0 / blob_y_at_0: where it sits for a level, straight gaze (the intercepts).
     """
-
     look_vec = np.asarray(look_vec)
     if len(look_vec) != len(per_image["blob_x"]):
         raise SimGANError(f"{len(per_image['blob_x'])} images but {len(look_vec)} gaze labels")
     pitch, yaw = np.degrees(look_vec_to_pitch_yaw(look_vec)).T
     out = {}
-    for axis, angle, values, sign in (
-        ("yaw", yaw, per_image["blob_x"], 1.0),
-        ("pitch", pitch, per_image["blob_y"], -1.0),  # rows grow downward
+    for axis, angle, key, sign in (
+        ("yaw", yaw, "blob_x", 1.0),
+        ("pitch", pitch, "blob_y", -1.0),  # rows grow downward
     ):
+        values = per_image[key]
         if np.ptp(angle) == 0:
             raise SimGANError(f"gaze slopes need labels whose {axis} varies")
         slope, at0 = np.polyfit(angle, values, 1)
         out[f"px_per_deg_{axis}"] = float(sign * slope)
-        out[f"blob_{'x' if axis == 'yaw' else 'y'}_at_0"] = float(at0)
+        out[f"{key}_at_0"] = float(at0)
         out[f"corr_{axis}"] = float(sign * np.corrcoef(angle, values)[0, 1])
     return out
 

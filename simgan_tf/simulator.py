@@ -123,20 +123,19 @@ _RANGES: dict[str, tuple[float, float]] = {
     "glint": (0.3, 1.0),  # strength, where there is one
     "ambient": (0.35, 0.6),
     # Drawn last, so that profiles without head pose keep the first streams' numbers.
-    "head_yaw": (
-        0.0,
-        0.0,
-    ),  # deg, the eye region turned about the vertical: + toward the image's left
+    # deg, the eye region turned about the vertical: + toward the image's left.
+    "head_yaw": (0.0, 0.0),
     "corner_depth": (0.35, 0.55),  # R the corners and lids lie in front of the eyeball's centre
-    "ball_offset": (0.0, 0.0),  # R the eyeball sits toward the outer corner from the corners' midpoint
-    "upper_rest": (
-        0.42,
-        0.42,
-    ),  # R, upper lid margin above the centre for a level gaze (times open)
-    "upper_follow": (0.68, 0.68),  # R the upper lid rises per unit sin(pitch) (times open)
-    "lower_rest": (0.5, 0.5),  # R, lower lid margin below the centre (times open)
-    "lower_follow": (0.3, 0.3),  # R the lower lid rises per unit sin(pitch) (times open)
-    "upper_bulge": (0.3, 0.3),  # how far the lids' peaks follow the cornea sideways, per unit sin(yaw)
+    # R the eyeball sits toward the outer corner from the corners' midpoint.
+    "ball_offset": (0.0, 0.0),
+    # Lid margins for a level gaze, R above and below the centre, and how far they rise per unit
+    # sin(pitch); all times `open`.
+    "upper_rest": (0.42, 0.42),
+    "upper_follow": (0.68, 0.68),
+    "lower_rest": (0.5, 0.5),
+    "lower_follow": (0.3, 0.3),
+    # How far the lids' peaks follow the cornea sideways, per unit sin(yaw relative to the head).
+    "upper_bulge": (0.3, 0.3),
     "lower_bulge": (0.2, 0.2),
 }
 _ORDER = tuple(_RANGES)
@@ -172,33 +171,46 @@ PROFILES: dict[str, SceneProfile] = {
 PROFILES["columbia"] = SceneProfile(
     "Columbia Gaze: gaze pitch -10..10, yaw -15..15 deg of a head turned -30..30 deg (camera yaw ="
     " yaw - head yaw), patches cut around the corners; eyes measured on its images",
+    # Measured on Columbia's images with simgan_tf.eyestats (README, "Simulator"): the pupil moves
+    # 0.28 px per degree of gaze relative to the head and -0.13 per degree of head pose, so the
+    # eyeball is about 19 px in radius and lies about 0.5 R behind the corners, which are 44 px apart.
     ranges={
         "pitch": (-10.0, 10.0),
         "yaw": (-15.0, 15.0),
         "head_yaw": (-30.0, 30.0),
         "radius": (17.5, 20.0),
         "half_width": (1.02, 1.17),
+        "corner_depth": (0.43, 0.63),
+        # At a straight gaze the iris sits 0.4 px toward the outer corner from the corners' midpoint.
+        "ball_offset": (0.03, 0.08),
+        # Both lids cover a large dark iris: the dark blob rises only 0.07 px per degree of pitch
+        # while the upper lid rises 0.12; the lower lid hardly moves. Lid heights vary per person
+        # apart, so the opening alone does not give the pitch away.
         "open": (0.85, 1.15),
         "iris": (0.5, 0.58),
-        "iris_shade": (0.07, 0.17),
+        "iris_shade": (0.07, 0.17),  # dark, yet lighter than the pupil, which must stay visible
         "pupil": (0.25, 0.45),
         "pupil_shade": (0.0, 0.03),
-        "sclera": (0.75, 1.0),
-        "skin": (0.45, 0.8),
-        "brow_dark": (0.0, 0.2),
-        "bag_dark": (0.0, 0.2),
-        "socket": (0.05, 0.25),
-        "corner_depth": (0.43, 0.63),
-        "ball_offset": (0.03, 0.08),
         "upper_rest": (0.27, 0.41),
         "upper_follow": (0.37, 0.37),
         "lower_rest": (0.34, 0.48),
         "lower_follow": (0.05, 0.05),
         "upper_bulge": (0.0, 0.0),
         "lower_bulge": (0.0, 0.0),
+        # Bright sclera on darker skin, and no dark skin past the corners (Columbia's is plain).
+        "sclera": (0.75, 1.0),
+        "skin": (0.45, 0.8),
+        "brow_dark": (0.0, 0.2),
+        "bag_dark": (0.0, 0.2),
+        "socket": (0.05, 0.25),
+        # Little shading of the eyeball: a sphere's shading told an estimator where the eyeball's
+        # centre was, which real eyes do not show, and read as looking up (pitch bias 6.6 -> 2.9 deg).
+        "ambient": (0.8, 0.95),
+        "light_y": (-0.3, 0.6),
     },
     centre=(27.5, 15.6),
     inner_left=1.0,
+    glint_share=0.4,
     corner_crop=True,
 )
 PROFILES["mpiigaze"] = SceneProfile(
@@ -210,15 +222,18 @@ PROFILES["mpiigaze"] = SceneProfile(
         "head_yaw": (-10.0, 10.0),
         "cx": (-3.5, 3.5),
         "half_width": (1.15, 1.3),
+        "open": (0.85, 1.15),
         "iris": (0.48, 0.56),
-        "iris_shade": (0.02, 0.15),
+        "iris_shade": (0.07, 0.17),
+        "pupil": (0.25, 0.45),
+        "pupil_shade": (0.0, 0.03),
         "brow_dark": (0.0, 0.25),
         "socket": (0.05, 0.3),
         "corner_depth": (0.43, 0.63),
         "upper_rest": (0.4, 0.4),
         "upper_follow": (0.37, 0.37),
         "lower_rest": (0.46, 0.46),
-        "lower_follow": (0.05, 0.05),
+        "lower_follow": (0.15, 0.15),
     },
     centre=(27.0, 15.5),
 )
@@ -302,8 +317,8 @@ def _draw(s: dict[str, np.ndarray], tex_rng: np.random.Generator) -> tuple[np.nd
     y = (c["cy"] - _V) / r_px
 
     # The eye region (corners, lids, skin) lies on a surface corner_depth in front of the eyeball's
-    # centre; turned by head_yaw it is seen foreshortened and shifted against the eyeball. (At 0 this
-    # is x itself, exactly, so frontal scenes render as they always have.)
+    # centre; turned by head_yaw it is seen foreshortened and shifted against the eyeball. (With no
+    # turn and no ball_offset this is x itself, exactly, so uniform's scenes render as they always have.)
     turn = c["head_yaw"]
     xh = (x + _ball_shift(c)) / np.cos(turn)
     # Lid frame: rotated by roll and canthal tilt; xi runs from the inner corner (-) to the outer (+).
@@ -319,8 +334,12 @@ def _draw(s: dict[str, np.ndarray], tex_rng: np.random.Generator) -> tuple[np.nd
     up_h = np.maximum(c["open"] * (c["upper_rest"] + c["upper_follow"] * sin_p), 0.04)
     lo_h = np.maximum(c["open"] * (c["lower_rest"] - c["lower_follow"] * sin_p), 0.12)
     look_side = c["mirror"] * sin_y  # lids bulge toward where the cornea points
-    y_up = up_h * span ** c["upper_pow"] * (1.0 + c["upper_skew"] + c["upper_bulge"] * look_side * t)
-    y_lo = -lo_h * span ** c["lower_pow"] * (1.0 + c["lower_skew"] + c["lower_bulge"] * look_side * t)
+    y_up = (
+        up_h * span ** c["upper_pow"] * (1.0 + c["upper_skew"] + c["upper_bulge"] * look_side * t)
+    )
+    y_lo = (
+        -lo_h * span ** c["lower_pow"] * (1.0 + c["lower_skew"] + c["lower_bulge"] * look_side * t)
+    )
     above = (yf - y_up) * r_px  # px above the upper lid margin
     below = (y_lo - yf) * r_px  # px below the lower lid margin
     # The last factor closes the slit past the corners, where both lids meet on one line.

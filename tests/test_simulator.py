@@ -354,7 +354,7 @@ def test_columbia_profile_matches_columbia_eyes():
         measured[profile] = eyestats.stats(photometry.apply(images, mode, lut), look)
     real, sim, uniform = measured["real"], measured["columbia"], measured["uniform"]
     for key in ("blob_x", "blob_y", "blob_width", "blob_height", "top_edge", "bottom_edge"):
-        assert abs(sim[f"{key}_median"] - real[f"{key}_median"]) <= 1.5, key
+        assert abs(sim[f"{key}_median"] - real[f"{key}_median"]) <= 2.0, key
     # The pupil's travel per degree: the lids hide the iris, so the visible blob rises little with
     # pitch on real eyes; uniform's rises three times as fast.
     for key in ("px_per_deg_yaw", "px_per_deg_pitch"):
