@@ -16,8 +16,8 @@ from simgan_tf.errors import SimGANError
 from simgan_tf.photometry import equalize
 from simgan_tf.simulator import _gauss_matrices, _interp_matrix
 
-# Per-image draws, uniform in these ranges unless noted. Tuned (README "Label drift") so that on the
-# simulator's target camera the drift estimator's predictions move under 2 degrees.
+# Per-image draws, uniform in these ranges unless noted. They span (and go a little past) what the
+# simulator's target camera does, so that camera's images lie inside what the estimator was shown.
 BLUR_SIGMA = (0.0, 2.0)  # px
 NOISE_GRAY = 12.0  # the most std of additive noise, gray levels: 12 u^2, mostly faint
 GAMMA = (0.5, 2.0)  # log-uniform
