@@ -12,6 +12,8 @@ from simgan_tf.errors import SimGANError
 _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
 # tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+# simulator.PROFILES' names, listed here so that reading a config needs no simulator (a test checks).
+SCENE_PROFILES = ("uniform", "columbia", "mpiigaze")
 # The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
 PAPER_SGD_RATE = 0.001
 
@@ -43,6 +45,8 @@ class Config:
     n_synthetic: int = 20_000  # images the simulator makes when --synthetic is not given
     n_real: int = 20_000  # target-domain images made when no real set is found
     data_dir: str = "data"
+    # Scenes of the built-in simulator (simulator.PROFILES): gaze, head pose, eye placement.
+    scene_profile: str = "uniform"
     # How synthetic images are normalised before the refiner sees them (photometry.py): "auto" picks
     # "equalize" or "match" from the real set; training writes the choice (and "match"'s 256-entry
     # synthetic -> real lookup table) into config.json, so that refine prepares images the same way.
@@ -112,6 +116,11 @@ class Config:
             (
                 self.preset in PRESETS,
                 f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}",
+            ),
+            (
+                self.scene_profile in SCENE_PROFILES,
+                f"unknown --scene-profile {self.scene_profile!r}; expected one of "
+                f"{', '.join(SCENE_PROFILES)}",
             ),
             (
                 self.input_norm in photometry.MODES,

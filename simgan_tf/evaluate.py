@@ -103,15 +103,22 @@ def _timed(wall: dict[str, float], key: str) -> Iterator[None]:
     wall[key] = time.time() - started
 
 
-def _render(n: int, domain: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    n: int, domain: str, seed: int, profile: str = "uniform"
+) -> tuple[np.ndarray, np.ndarray]:
     try:
         from simgan_tf.simulator import render
     except ImportError as e:
         raise SimGANError(
             f"the built-in simulator is not available ({e}); pass --synthetic and --target files"
         ) from None
-    images, look_vec = render(n, domain=domain, seed=seed)
+    images, look_vec = render(n, domain=domain, seed=seed, profile=profile)
     return np.asarray(images, dtype=np.uint8), np.asarray(look_vec, dtype=np.float32)
+
+
+def _profile(config: dict) -> str:
+    """The scene profile the run's built-in data was drawn from (runs before profiles: uniform)."""
+    return config.get("scene_profile") or "uniform"
 
 
 def _labelled_file(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +128,9 @@ def _labelled_file(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.nd
     return eyes.images, eyes.look_vec
 
 
-def _synthetic_set(path: str | None, n: int, seed: int, shape: tuple[int, int]):
+def _synthetic_set(
+    path: str | None, n: int, seed: int, shape: tuple[int, int], profile: str = "uniform"
+):
     """(images, look_vec, where they came from): up to n of the file's (a seeded random subset),
     else the simulator's synthetic domain."""
     if path:
@@ -130,17 +139,17 @@ def _synthetic_set(path: str | None, n: int, seed: int, shape: tuple[int, int]):
         return images[keep], look_vec[keep], path
     render_seed = seed + SYNTHETIC_SEED_OFFSET
     return (
-        *_render(n, "synthetic", render_seed),
-        f"built-in simulator, synthetic domain, seed {render_seed}",
+        *_render(n, "synthetic", render_seed, profile),
+        f"built-in simulator, synthetic domain, {profile} scenes, seed {render_seed}",
     )
 
 
 def _appearance_floor(
-    model, before: np.ndarray, labels: np.ndarray, render_seed: int
+    model, before: np.ndarray, labels: np.ndarray, render_seed: int, profile: str = "uniform"
 ) -> float | None:
     """How far the drift estimator's predictions move between the held-out scenes and the very same
     scenes (same labels) rendered in the target domain: what appearance alone does to it."""
-    images, look = _render(len(labels), "target", render_seed)
+    images, look = _render(len(labels), "target", render_seed, profile)
     if not np.allclose(look, labels, atol=1e-6):
         return None  # a simulator whose target domain does not keep the scenes: no floor
     return float(np.mean(angular_error_deg(before, predict_gaze(model, images))))
@@ -779,7 +788,7 @@ def _setup(
 
 def _synthetic_data(s: _Setup, path: str | None) -> _Synthetic:
     images, labels, source = _synthetic_set(
-        path, s.sizes.n_train + s.sizes.n_heldout, s.seed, s.shape
+        path, s.sizes.n_train + s.sizes.n_heldout, s.seed, s.shape, _profile(s.config)
     )
     # The refiner learnt on normalised synthetic images: every use of them below sees them so.
     images = s.prepare(images)
@@ -804,7 +813,9 @@ def _target_data(
             raise SimGANError(f"{path}: '{pose_key}' holds {pose.dtype}, expected degrees")
     else:
         render_seed = s.seed + TARGET_SEED_OFFSET
-        images, labels = _render(s.sizes.n_test + s.sizes.n_train, "target", render_seed)
+        images, labels = _render(
+            s.sizes.n_test + s.sizes.n_train, "target", render_seed, _profile(s.config)
+        )
         groups = pose = None
         source = f"built-in simulator, target domain, seed {render_seed}"
     notes: list[str] = []
@@ -895,7 +906,7 @@ def _label_drift(
     )
     if syn.builtin:
         drift["appearance_floor_deg"] = _appearance_floor(
-            model, before, labels, s.seed + SYNTHETIC_SEED_OFFSET
+            model, before, labels, s.seed + SYNTHETIC_SEED_OFFSET, _profile(s.config)
         )
         if "oracle" in models:
             # Built-in labels mean the same in both domains, so the oracle can read refined images.

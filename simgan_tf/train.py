@@ -16,7 +16,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from simgan_tf import photometry
-from simgan_tf.config import PRESETS, STRATEGIES, Config, make_config
+from simgan_tf.config import PRESETS, SCENE_PROFILES, STRATEGIES, Config, make_config
 from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.files import atomic_write, read_json, write_text
@@ -68,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--n-synthetic", type=int, help="built-in synthetic images to simulate")
     p.add_argument("--n-real", type=int, help="built-in target-domain images to simulate")
     p.add_argument("--data-dir", help="where built-in data is cached")
+    p.add_argument(
+        "--scene-profile",
+        choices=SCENE_PROFILES,
+        help="scene distribution of the built-in simulator (README, Simulator; default uniform)",
+    )
     p.add_argument(
         "--input-norm",
         choices=photometry.MODES,
@@ -137,7 +142,9 @@ def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
     else:
         from simgan_tf import simulator
 
-        path = simulator.ensure_simulated("synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir)
+        path = simulator.ensure_simulated(
+            "synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir, profile=cfg.scene_profile
+        )
         synthetic = load_eyes(path, expected_shape=shape).images
         source = {"synthetic": f"built-in simulator ({path})"}
     kaggle_real = os.path.join(cfg.data_dir, "real_gaze.h5")
@@ -151,7 +158,9 @@ def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
         from simgan_tf import simulator
 
         # Other scenes than the synthetic set's (another seed): real images must not be paired.
-        path = simulator.ensure_simulated("target", cfg.n_real, cfg.seed + 1, cfg.data_dir)
+        path = simulator.ensure_simulated(
+            "target", cfg.n_real, cfg.seed + 1, cfg.data_dir, profile=cfg.scene_profile
+        )
         real = load_eyes(path, expected_shape=shape).images
         source["real"] = f"built-in target domain ({path}); images only, never its labels"
     for name, images in (("synthetic", synthetic), ("real", real)):

@@ -241,3 +241,23 @@ def test_bad_input_norm_settings_are_refused(values, message):
 
     with pytest.raises(SimGANError, match=message):
         make_config("smoke", **values)
+
+
+def test_scene_profile_reaches_the_built_in_data(tmp_path):
+    from simgan_tf import simulator
+    from simgan_tf.config import SCENE_PROFILES
+    from simgan_tf.errors import SimGANError
+    from simgan_tf.train import load_training_data
+
+    assert SCENE_PROFILES == tuple(simulator.PROFILES)
+    with pytest.raises(SimGANError, match="scene-profile"):
+        make_config("smoke", scene_profile="cartoon")
+    data = str(tmp_path / "data")
+    uniform = load_training_data(make_config("smoke", data_dir=data, n_synthetic=64, n_real=64))
+    columbia = load_training_data(
+        make_config("smoke", data_dir=data, n_synthetic=64, n_real=64, scene_profile="columbia")
+    )
+    expected = simulator.render(64, "synthetic", seed=0, profile="columbia")[0]
+    np.testing.assert_array_equal(columbia[0], expected)
+    assert not np.array_equal(uniform[0], columbia[0])
+    assert "columbia" in columbia[2]["synthetic"]
