@@ -94,6 +94,24 @@ def _logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np
     )
 
 
+def _fit_and_score(
+    model: keras.Model, x_train, y_train, x_test, seed: int, steps: int, batch_size: int, lr: float
+) -> np.ndarray:
+    """Train `model` (logits out) with sigmoid cross-entropy, Adam and a cosine decay to zero; return
+    its logits on x_test. Each label is filled to the model's output shape (per-patch targets)."""
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    label_shape = tuple(model.output_shape[1:])
+    if label_shape == (1,):
+        label_shape = ()  # one logit per image: labels stay scalars, as the classifier's always were
+    ds = _train_stream(x_train, y_train, batch_size, seed, label_shape)
+    model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return _logits(model, x_test)
+
+
 def c2st(
     a: np.ndarray,
     b: np.ndarray,
@@ -109,15 +127,8 @@ def c2st(
     x_train, y_train, x_test, y_test = _two_sample_split(a, b, seed, test_fraction, max_per_class)
     keras.utils.set_random_seed(seed)
     model = _classifier((*a.shape[1:], 1))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-    )
-    ds = _train_stream(x_train, y_train, batch_size, seed)
-    model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-
-    logits = _logits(model, x_test).reshape(-1)
+    logits = _fit_and_score(model, x_train, y_train, x_test, seed, steps, batch_size, learning_rate)
+    logits = logits.reshape(-1)
     return float(np.mean((logits > 0) == (y_test > 0.5)))
 
 
@@ -143,22 +154,15 @@ def probe_discriminator(
     """
     from simgan_tf.models import build_discriminator
 
-    # Label 1 = real, as in training; the fake set is "a", so flip the split's labels.
+    # The split labels its first set 0 and its second 1: fake first, so that 1 = real, as in training.
     x_train, y_train, x_test, y_test = _two_sample_split(
         fake, real, seed, test_fraction, max_per_class
     )
     keras.utils.set_random_seed(seed)
     model = build_discriminator((*x_train.shape[1:], 1), tuple(filters), name="probe")
-    patch_shape = tuple(model.output_shape[1:])
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-    )
-    ds = _train_stream(x_train, y_train, batch_size, seed, patch_shape)
-    model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-
-    logits = _logits(model, x_test).reshape(len(x_test), -1)
+    logits = _fit_and_score(
+        model, x_train, y_train, x_test, seed, steps, batch_size, learning_rate
+    ).reshape(len(x_test), -1)
     truth = (y_test > 0.5)[:, None]
     return {
         "patch_accuracy": float(np.mean((logits > 0) == truth)),
