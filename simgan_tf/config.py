@@ -72,6 +72,9 @@ class Config:
     lambda_reg: float = 1.0
     optimizer: str = "sgd"
     learning_rate: float = PAPER_LEARNING_RATE
+    # The discriminator's own rate (None: learning_rate). A faster discriminator is one way to keep
+    # it from being outrun by K_g refiner updates per step (two time-scale updates, Heusel et al.).
+    discriminator_learning_rate: float | None = None
     # Output cadence, in steps.
     log_every: int = 100
     sample_every: int = 1_000
@@ -150,6 +153,10 @@ class Config:
             ),
             (self.lambda_reg >= 0, f"--lambda-reg must be >= 0, got {self.lambda_reg}"),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (
+                self.discriminator_learning_rate is None or self.discriminator_learning_rate > 0,
+                f"--discriminator-learning-rate must be > 0, got {self.discriminator_learning_rate}",
+            ),
             (
                 self.optimizer in ("sgd", "adam"),
                 f"--optimizer must be sgd or adam, got {self.optimizer!r}",

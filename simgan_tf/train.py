@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
     p.add_argument("--optimizer", choices=("sgd", "adam"))
     p.add_argument("--learning-rate", type=float)
+    p.add_argument(
+        "--discriminator-learning-rate",
+        type=float,
+        help="the discriminator's own learning rate (default: --learning-rate)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--refiner-filters", type=int)
     p.add_argument("--refiner-blocks", type=int)
@@ -213,11 +218,8 @@ def build_model(cfg: Config, strategy=None):
     half = speed["mixed_precision_dtype"] if speed["mixed_precision"] else None
     keras.mixed_precision.set_global_policy(f"mixed_{half}" if half else "float32")
 
-    def optimizer():
-        if cfg.optimizer == "adam":
-            opt = keras.optimizers.Adam(cfg.learning_rate)
-        else:
-            opt = keras.optimizers.SGD(cfg.learning_rate)
+    def optimizer(rate: float):
+        opt = (keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD)(rate)
         # float16's narrow range underflows small gradients: dynamic loss scaling for both networks.
         # bfloat16 keeps float32's range and needs none.
         return keras.optimizers.LossScaleOptimizer(opt) if half == "float16" else opt
@@ -227,7 +229,10 @@ def build_model(cfg: Config, strategy=None):
         discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
         model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
         model.compile(
-            optimizer(), optimizer(), lambda_reg=cfg.lambda_reg, jit_compile=speed["jit_compile"]
+            optimizer(cfg.learning_rate),
+            optimizer(cfg.discriminator_learning_rate or cfg.learning_rate),
+            lambda_reg=cfg.lambda_reg,
+            jit_compile=speed["jit_compile"],
         )
     return model
 

@@ -1086,6 +1086,7 @@ TRAIN_OPTIONS = {
     "--buffer-size": INT,
     "--optimizer": ["sgd", "adam", "rmsprop"],
     "--learning-rate": FLOAT,
+    "--discriminator-learning-rate": FLOAT,
     "--seed": INT,
     "--refiner-filters": INT,
     "--refiner-blocks": INT,

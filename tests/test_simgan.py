@@ -280,3 +280,25 @@ def test_config_counts_the_discriminators_patches(shape):
 
     grid = build_discriminator(shape, (4, 4, 4, 4)).output_shape[1:3]
     assert patch_count(shape) == grid[0] * grid[1]
+
+
+def test_the_discriminator_learning_rate_drives_its_updates_only():
+    """SGD moves each network by its own rate: 3 x the discriminator's rate, 3 x its step."""
+
+    def deltas(**rates):
+        cfg, model = _model(optimizer="sgd", kg=1, kd=1, **rates)
+        before = [_weights(model.refiner), _weights(model.discriminator)]
+        model.set_phase("adversarial")
+        model.train_step((_batch(SYN, 2, 16), _batch(REAL, 1, 16)))
+        after = [_weights(model.refiner), _weights(model.discriminator)]
+        return [
+            np.concatenate([(a - b).ravel() for a, b in zip(x, y, strict=True)])
+            for x, y in zip(after, before, strict=True)
+        ]
+
+    refiner_same, disc_same = deltas(learning_rate=0.01)
+    refiner_fast, disc_fast = deltas(learning_rate=0.01, discriminator_learning_rate=0.03)
+    np.testing.assert_allclose(refiner_fast, refiner_same, rtol=1e-5, atol=1e-9)
+    # Deltas are differences of float32 weights: compare to within their rounding.
+    assert np.abs(disc_same).max() > 0
+    np.testing.assert_allclose(disc_fast, 3 * disc_same, atol=1e-3 * np.abs(disc_fast).max())
