@@ -23,14 +23,23 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simgan_tf import data
-from simgan_tf.config import STRATEGIES
+from simgan_tf.config import STRATEGIES, Config
 from simgan_tf.errors import SimGANError, cli
+
+if TYPE_CHECKING:  # TensorFlow is imported by the benchmarks that use it, not by --list
+    import keras
+    import tensorflow as tf
+
+    from simgan_tf.callbacks import Checkpoints, RunLog, SampleGrids
+    from simgan_tf.simgan import SimGAN
+    from simgan_tf.tensorboard import TensorBoardLog
 
 
 @dataclass
@@ -92,12 +101,12 @@ def bench_load(args: argparse.Namespace) -> list[Figure]:
         raise SimGANError(f"--load-images must be >= 1, got {n}")
     images = _random_eyes(n, 0)
     look_vec = np.random.default_rng(1).normal(size=(n, 3)).astype(np.float32)
-    old_env, old_min = os.environ.get("SIMGAN_CACHE_DIR"), data.CACHE_MIN_IMAGES
+    old_env, old_min = os.environ.get("SIMGAN_CACHE_DIR"), data.cache.CACHE_MIN_IMAGES
     with tempfile.TemporaryDirectory(prefix="simgan-bench-") as tmp:
         path = os.path.join(tmp, "gaze.h5")
         # Keep the cache inside the temp folder, and build it whatever the size asked for.
         os.environ["SIMGAN_CACHE_DIR"] = tmp
-        data.CACHE_MIN_IMAGES = 0
+        data.cache.CACHE_MIN_IMAGES = 0
         try:
             t0 = time.perf_counter()
             data.save_eyes(path, images, look_vec, [f"{i}.jpg" for i in range(n)])
@@ -109,7 +118,7 @@ def bench_load(args: argparse.Namespace) -> list[Figure]:
             eyes = data.load_eyes(path)
             t4 = time.perf_counter()
         finally:
-            data.CACHE_MIN_IMAGES = old_min
+            data.cache.CACHE_MIN_IMAGES = old_min
             if old_env is None:
                 os.environ.pop("SIMGAN_CACHE_DIR", None)
             else:
@@ -319,16 +328,98 @@ def _step_timer():
     return StepTimer()
 
 
+@dataclass
+class _RunCallbacks:
+    """A training run's callbacks, made as train.Run makes them, and a step timer after them."""
+
+    log: RunLog
+    grids: SampleGrids
+    checkpoints: Checkpoints
+    board: TensorBoardLog | None  # None with tensorboard off, as in a run
+    timer: keras.callbacks.Callback
+    callbacks: list[keras.callbacks.Callback]  # all of them in fit()'s order, the timer last
+
+
+def _run_callbacks(out: str, cfg: Config, synthetic: np.ndarray, real: np.ndarray) -> _RunCallbacks:
+    """The run's callbacks writing into `out`, in the run's order, then the step timer."""
+    from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
+    from simgan_tf.tensorboard import TensorBoardLog
+
+    guard, timer = NanGuard(), _step_timer()
+    log = RunLog(out)
+    # Grids and checkpoints never fire inside fit(): _time_events times each once and spreads it
+    # over its interval, so whether the timed steps cross an interval does not decide the figure.
+    grids = SampleGrids(out, synthetic[:8], real[:8], 10**9, guard)
+    checkpoints = Checkpoints(out, 10**9, guard=guard)
+    # The run's TensorBoard writer, as train.Run adds it: scalars every interval.
+    board = TensorBoardLog(out, cfg.to_json(), grids.dir) if cfg.tensorboard else None
+    run_callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, board]
+    callbacks = [c for c in run_callbacks if c is not None] + [timer]
+    return _RunCallbacks(log, grids, checkpoints, board, timer, callbacks)
+
+
+def _time_fit_and_bare(
+    model: SimGAN,
+    ds: tf.data.Dataset | tf.distribute.DistributedDataset,
+    run: _RunCallbacks,
+    bare_it: Iterator,
+    steps: int,
+    per_epoch: int,
+) -> tuple[float, float]:
+    """(seconds a step through fit() with the run's callbacks, seconds a bare compiled step)."""
+
+    def fit() -> float:
+        model.fit(
+            ds,
+            epochs=max(1, steps // per_epoch),
+            steps_per_epoch=per_epoch,
+            callbacks=run.callbacks,
+            verbose=0,
+            shuffle=False,
+        )
+        return (run.timer.end - run.timer.begin) / (max(1, steps // per_epoch) * per_epoch)
+
+    model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=run.callbacks, verbose=0, shuffle=False)
+    model.make_train_function()
+    bare_step = model.train_function
+
+    def bare() -> float:
+        return _time_steps(lambda: float(bare_step(bare_it)["r_l1"]), steps)
+
+    # Interleaved and the best of two each, so that a burst of load elsewhere hits both alike.
+    bare_s, fit_s = min(bare(), bare()), 1e9
+    for _ in range(2):
+        fit_s = min(fit_s, fit())
+        bare_s = min(bare_s, bare())
+    return fit_s, bare_s
+
+
+def _time_events(cfg: Config, run: _RunCallbacks, fit_s: float) -> dict[str, float]:
+    """Seconds per step of each event a run pays every so many steps, timed once each and spread
+    over its interval."""
+    t0 = time.perf_counter()
+    grid = run.grids.save(0)
+    if run.board:
+        run.board.log_image(grid, 0)  # the grid's TensorBoard copy
+    t1 = time.perf_counter()
+    run.checkpoints.save(0)
+    t2 = time.perf_counter()
+    run.log.on_train_end()  # draws losses.png, as a run does every `redraw_s` seconds
+    t3 = time.perf_counter()
+    return {
+        f"sample grid every {cfg.sample_every} steps": (t1 - t0) / cfg.sample_every,
+        f"checkpoint every {cfg.checkpoint_every} steps": (t2 - t1) / cfg.checkpoint_every,
+        f"loss plot every {run.log.redraw_s:.0f} s": (t3 - t2) * fit_s / run.log.redraw_s,
+    }
+
+
 @register(
     "fit",
     "the same step through fit() with a training run's callbacks and input pipeline, against the "
     "bare step in the same process",
 )
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
-
-    from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
     from simgan_tf.distribute import distribute_steps
-    from simgan_tf.tensorboard import TensorBoardLog
     from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
@@ -340,58 +431,12 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
     bare_it = _fixed_batches(cfg, model)
     # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-        guard, timer = NanGuard(), _step_timer()
-        log = RunLog(out)
-        # Grids and checkpoints are timed once below and spread over their intervals, so that
-        # whether the timed steps cross an interval does not decide the figure.
-        grids = SampleGrids(out, synthetic[:8], real[:8], 10**9, guard)
-        checkpoints = Checkpoints(out, 10**9, guard=guard)
-        # The run's TensorBoard writer, as train.Run adds it: scalars every interval.
-        board = TensorBoardLog(out, cfg.to_json(), grids.dir) if cfg.tensorboard else None
-        run_callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, board]
-        callbacks = [c for c in run_callbacks if c is not None] + [timer]
+        run = _run_callbacks(out, cfg, synthetic, real)
         ds = distribute_steps(
             data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
         )
-
-        def fit() -> float:
-            model.fit(
-                ds,
-                epochs=max(1, steps // per_epoch),
-                steps_per_epoch=per_epoch,
-                callbacks=callbacks,
-                verbose=0,
-                shuffle=False,
-            )
-            return (timer.end - timer.begin) / (max(1, steps // per_epoch) * per_epoch)
-
-        model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0, shuffle=False)
-        model.make_train_function()
-        bare_step = model.train_function
-
-        def bare() -> float:
-            return _time_steps(lambda: float(bare_step(bare_it)["r_l1"]), steps)
-
-        # Interleaved and the best of two each, so that a burst of load elsewhere hits both alike.
-        bare_s, fit_s = min(bare(), bare()), 1e9
-        for _ in range(2):
-            fit_s = min(fit_s, fit())
-            bare_s = min(bare_s, bare())
-        # Events a run pays every so many steps, timed once each and spread over their interval.
-        t0 = time.perf_counter()
-        grid = grids.save(0)
-        if board:
-            board.log_image(grid, 0)  # the grid's TensorBoard copy
-        t1 = time.perf_counter()
-        checkpoints.save(0)
-        t2 = time.perf_counter()
-        log.on_train_end()  # draws losses.png, as a run does every `redraw_s` seconds
-        t3 = time.perf_counter()
-    events = {
-        f"sample grid every {cfg.sample_every} steps": (t1 - t0) / cfg.sample_every,
-        f"checkpoint every {cfg.checkpoint_every} steps": (t2 - t1) / cfg.checkpoint_every,
-        f"loss plot every {log.redraw_s:.0f} s": (t3 - t2) * fit_s / log.redraw_s,
-    }
+        fit_s, bare_s = _time_fit_and_bare(model, ds, run, bare_it, steps, per_epoch)
+        events = _time_events(cfg, run, fit_s)
     events_s = sum(events.values())
     overhead = (fit_s + events_s) / bare_s - 1
     spread = ", ".join(f"{k}: {v * 1000:.2f} ms" for k, v in events.items())

@@ -17,12 +17,17 @@ import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simgan_tf import photometry
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.files import atomic_write, read_json
+
+if TYPE_CHECKING:  # both are slow to import, and refine imports them only once it has work to do
+    import h5py
+    import keras
 
 # --input-norm: what the run's config.json says, or one of photometry's modes that need no table.
 INPUT_NORMS = ("run", "equalize", "none")
@@ -247,7 +252,28 @@ def refine_file(
     the output keeps the refined images only.
     """
     import h5py
-    from tqdm import tqdm
+
+    _check_paths(input_path, output_path, batch_size=batch_size, layout=layout, overwrite=overwrite)
+    refiner = load_refiner(refiner_path)
+    # atomic_write makes the folder, and turns a failure to write into one line.
+    with atomic_write(output_path) as tmp:
+        with h5py.File(input_path, "r") as src:
+            reader = _open_images(src, input_path, refiner)
+            n = len(reader)
+            with h5py.File(tmp, "w") as dst:
+                _copy_all_but_images(src, dst)
+                b = min(batch_size, n)
+                write = _image_writer(dst, reader, layout, b)
+                refine = make_refine_fn(refiner, b, reader.shape)
+                _refine_batches(reader, refine, write, b, prepare=prepare, progress=progress)
+    return n
+
+
+def _check_paths(
+    input_path: str, output_path: str, *, batch_size: int, layout: str, overwrite: bool
+) -> None:
+    """Refuse bad arguments and paths before the (slow) refiner is loaded."""
+    import h5py
 
     if batch_size < 1:
         raise SimGANError(f"--batch-size must be >= 1, got {batch_size}")
@@ -267,55 +293,79 @@ def refine_file(
         raise SimGANError(f"{output_path}: already exists (pass --overwrite to replace it)")
     if not h5py.is_hdf5(input_path):
         raise SimGANError(f"{input_path}: not an HDF5 file")
-    refiner = load_refiner(refiner_path)
 
-    # atomic_write makes the folder, and turns a failure to write into one line.
-    with atomic_write(output_path) as tmp:
-        with h5py.File(input_path, "r") as src:
-            if "image" not in src:
-                raise SimGANError(f"{input_path}: no 'image' key (found {sorted(src.keys())})")
-            reader = _ImageReader(input_path, src["image"])
-            n = len(reader)
-            check_image_size(refiner, reader.shape, input_path)
-            for key in ("look_vec", "path"):
-                if key in src and len(src[key]) != n:
-                    raise SimGANError(
-                        f"{input_path}: '{key}' has {len(src[key])} rows but there are {n} images"
-                    )
-            with h5py.File(tmp, "w") as dst:
-                # Labels and names are not the refiner's business: copied byte for byte.
-                for key in src:
-                    if key != "image":
-                        src.copy(src[key], dst, name=key)
-                if layout == "same":
-                    layout = "plain" if reader.keys is None else "group"
-                b = min(batch_size, n)
-                if layout == "plain":
-                    out = dst.create_dataset(
-                        "image", (n, *reader.shape), np.uint8, chunks=(b, *reader.shape)
-                    )
-                else:
-                    group = dst.create_group("image")
-                    width = max(6, len(str(n)))
-                refine = make_refine_fn(refiner, b, reader.shape)
 
-                def read(start: int, stop: int) -> np.ndarray:
-                    # In the reading thread: preparing overlaps with refining the previous batch.
-                    images = reader.read(start, stop)
-                    return images if prepare is None else prepare(images)
+def _open_images(src: h5py.File, input_path: str, refiner: keras.Model) -> _ImageReader:
+    """A reader of the input's images, checked against the refiner and the rows of the labels."""
+    if "image" not in src:
+        raise SimGANError(f"{input_path}: no 'image' key (found {sorted(src.keys())})")
+    reader = _ImageReader(input_path, src["image"])
+    n = len(reader)
+    check_image_size(refiner, reader.shape, input_path)
+    for key in ("look_vec", "path"):
+        if key in src and len(src[key]) != n:
+            raise SimGANError(
+                f"{input_path}: '{key}' has {len(src[key])} rows but there are {n} images"
+            )
+    return reader
 
-                with tqdm(
-                    total=n, unit="img", desc="refine", disable=not progress, file=sys.stderr
-                ) as bar:
-                    for start, images in _batches(read, n, b):
-                        refined = refine(images)
-                        if layout == "plain":
-                            out[start : start + len(refined)] = refined
-                        else:
-                            for i, img in enumerate(refined, start):
-                                group.create_dataset(f"{i:0{width}d}", data=img)
-                        bar.update(len(refined))
-    return n
+
+def _copy_all_but_images(src: h5py.File, dst: h5py.File) -> None:
+    """Copy every key but `image`: labels and names are not the refiner's business."""
+    for key in src:
+        if key != "image":
+            src.copy(src[key], dst, name=key)
+
+
+def _image_writer(
+    dst: h5py.File, reader: _ImageReader, layout: str, batch_size: int
+) -> Callable[[int, np.ndarray], None]:
+    """Create the output's `image` in `layout`; returns write(start, refined images)."""
+    n = len(reader)
+    if layout == "same":
+        layout = "plain" if reader.keys is None else "group"
+    if layout == "plain":
+        out = dst.create_dataset(
+            "image", (n, *reader.shape), np.uint8, chunks=(batch_size, *reader.shape)
+        )
+
+        def write(start: int, refined: np.ndarray) -> None:
+            out[start : start + len(refined)] = refined
+
+    else:
+        group = dst.create_group("image")
+        width = max(6, len(str(n)))
+
+        def write(start: int, refined: np.ndarray) -> None:
+            for i, img in enumerate(refined, start):
+                group.create_dataset(f"{i:0{width}d}", data=img)
+
+    return write
+
+
+def _refine_batches(
+    reader: _ImageReader,
+    refine: Callable[[np.ndarray], np.ndarray],
+    write: Callable[[int, np.ndarray], None],
+    batch_size: int,
+    *,
+    prepare: Prepare | None,
+    progress: bool,
+) -> None:
+    """Refine the input batch by batch into `write`, reading and preparing the next meanwhile."""
+    from tqdm import tqdm
+
+    def read(start: int, stop: int) -> np.ndarray:
+        # In the reading thread: preparing overlaps with refining the previous batch.
+        images = reader.read(start, stop)
+        return images if prepare is None else prepare(images)
+
+    n = len(reader)
+    with tqdm(total=n, unit="img", desc="refine", disable=not progress, file=sys.stderr) as bar:
+        for start, images in _batches(read, n, batch_size):
+            refined = refine(images)
+            write(start, refined)
+            bar.update(len(refined))
 
 
 LAYOUTS = ("same", "group", "plain")

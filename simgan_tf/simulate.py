@@ -4,7 +4,7 @@
         [--scene-profile uniform|columbia|mpiigaze] [--overwrite]
         [--montage montage.png [--real real_gaze.h5]]
 
-look_vec follows the UnityEyes convention documented in simgan_tf/simulator.py: x right, y up, z into
+look_vec follows the UnityEyes convention documented in simgan_tf/simulator/look_vec.py: x right, y up, z into
 the scene, (0, 0, -1) = looking into the camera.
 """
 

@@ -127,7 +127,11 @@ class TensorBoardLog(keras.callbacks.Callback):
                 os.remove(path)
         else:
             prune_events(self.logdir, resume_step)
-        logged = {s.tag for s in summaries(self.logdir)}
+        logged = summaries(self.logdir)
+        # Grid steps already in the stream: the final grid of a run that ends on a sample step is
+        # that step's grid again, and each (tag, step) is logged once.
+        self.grid_steps = {s.step for s in logged if s.tag == SAMPLES_TAG}
+        logged = {s.tag for s in logged}
         self.writer = None  # opened at the first write: resuming a finished run adds no file
         # A killed run's grids past the checkpoint are redrawn on resume, with a new mtime.
         self.stale = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(samples_dir, "*"))}
@@ -152,9 +156,15 @@ class TensorBoardLog(keras.callbacks.Callback):
         step = int(self.model.step.numpy())
         for tag, value in (logs or {}).items():
             self.write(tag, tf.constant(float(value), tf.float32), step, "scalars")
+        self.log_grid(step)
+
+    def log_grid(self, step: int) -> None:
+        """The sample grid SampleGrids saved at `step`, if it did and it is not logged yet; flushed
+        (every interval: a live `tensorboard` sees it, and a killed run loses none of it)."""
         grid = os.path.join(self.samples_dir, f"step_{step:06d}.png")  # SampleGrids.save's name
-        if os.path.exists(grid) and os.stat(grid).st_mtime_ns != self.stale.get(grid):
+        fresh = os.path.exists(grid) and os.stat(grid).st_mtime_ns != self.stale.get(grid)
+        if fresh and step not in self.grid_steps:
             self.log_image(grid, step)
-        # Every interval: a live `tensorboard` sees it, and a killed run loses none of it.
+            self.grid_steps.add(step)
         if self.writer is not None:
             self.writer.flush()

@@ -25,6 +25,16 @@ N_SAMPLES = 8  # rows in each sample grid
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    """(the run's config: the preset's settings with the flags given on top, the parsed flags)."""
+    args = _parser().parse_args(argv)
+    names = {f.name for f in fields(Config)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and k != "preset"}
+    cfg = make_config(args.preset, **overrides)
+    return cfg, args
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line, one argument group a topic, so that --help reads by topic too."""
     p = argparse.ArgumentParser(
         prog="python -m simgan_tf.train",
         description="Train a SimGAN refiner and discriminator on eye images.",
@@ -34,108 +44,140 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument(
         "--preset", default="quick", choices=sorted(PRESETS), help="settings to start from"
     )
-    p.add_argument(
+    _add_data_options(p)
+    _add_schedule_options(p)
+    _add_network_options(p)
+    _add_output_options(p)
+    _add_long_run_options(p)
+    _add_speed_options(p)
+    return p
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """The training sets (files, or the built-in simulator's) and how the inputs are normalised."""
+    g = p.add_argument_group("data")
+    g.add_argument(
         "--synthetic",
         help="labelled synthetic images (Kaggle gaze.h5 layout); default: built-in simulator",
     )
-    p.add_argument(
+    g.add_argument(
         "--real",
         help="unlabelled real images; default: data/real_gaze.h5, else the simulator's target domain",
     )
-    p.add_argument("--out", help="run directory (default: runs/<preset>)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument(
-        "--steps", type=int, help="adversarial steps (each K_g refiner + K_d discriminator updates)"
-    )
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--pretrain-refiner-steps", type=int, help="refiner steps on the L1 loss alone")
-    p.add_argument(
-        "--pretrain-discriminator-steps",
-        type=int,
-        help="discriminator steps before adversarial training",
-    )
-    p.add_argument(
-        "--lambda-reg", type=float, help="weight of the mean |refined - synthetic| (see losses.py)"
-    )
-    p.add_argument("--kg", type=int, help="refiner updates per step")
-    p.add_argument("--kd", type=int, help="discriminator updates per step")
-    p.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"))
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument(
-        "--discriminator-learning-rate",
-        type=float,
-        help="the discriminator's own learning rate (default: --learning-rate)",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--refiner-filters", type=int)
-    p.add_argument("--refiner-blocks", type=int)
-    p.add_argument("--n-synthetic", type=int, help="built-in synthetic images to simulate")
-    p.add_argument("--n-real", type=int, help="built-in target-domain images to simulate")
-    p.add_argument("--data-dir", help="where built-in data is cached")
-    p.add_argument(
+    g.add_argument("--n-synthetic", type=int, help="built-in synthetic images to simulate")
+    g.add_argument("--n-real", type=int, help="built-in target-domain images to simulate")
+    g.add_argument("--data-dir", help="where built-in data is cached")
+    g.add_argument(
         "--scene-profile",
         choices=SCENE_PROFILES,
         help="scene distribution of the built-in simulator (README, Simulator; default uniform)",
     )
-    p.add_argument(
+    g.add_argument(
         "--input-norm",
         choices=photometry.MODES,
         help="normalise synthetic images like the real set before the refiner sees them: per-image "
         "histogram equalisation, a histogram-matching lookup table, or none (default: auto, "
         "equalize if the real set is equalised, else match); saved in config.json for refine",
     )
-    p.add_argument("--log-every", type=int, help="steps per metrics row (and per progress bar)")
-    p.add_argument("--sample-every", type=int, help="steps between sample grids")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    """How long each phase trains, on what batches, with which losses and optimizers."""
+    g = p.add_argument_group("schedule and optimisation")
+    g.add_argument(
+        "--steps", type=int, help="adversarial steps (each K_g refiner + K_d discriminator updates)"
     )
-    p.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
-    p.add_argument(
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--pretrain-refiner-steps", type=int, help="refiner steps on the L1 loss alone")
+    g.add_argument(
+        "--pretrain-discriminator-steps",
+        type=int,
+        help="discriminator steps before adversarial training",
+    )
+    g.add_argument(
+        "--lambda-reg", type=float, help="weight of the mean |refined - synthetic| (see losses.py)"
+    )
+    g.add_argument("--kg", type=int, help="refiner updates per step")
+    g.add_argument("--kd", type=int, help="discriminator updates per step")
+    g.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"))
+    g.add_argument("--learning-rate", type=float)
+    g.add_argument(
+        "--discriminator-learning-rate",
+        type=float,
+        help="the discriminator's own learning rate (default: --learning-rate)",
+    )
+    g.add_argument("--seed", type=int)
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    """The refiner's size (the discriminator's comes from the preset)."""
+    g = p.add_argument_group("networks")
+    g.add_argument("--refiner-filters", type=int)
+    g.add_argument("--refiner-blocks", type=int)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Where the run is written, and how often it reports."""
+    g = p.add_argument_group("outputs")
+    g.add_argument("--out", help="run directory (default: runs/<preset>)")
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    g.add_argument("--log-every", type=int, help="steps per metrics row (and per progress bar)")
+    g.add_argument("--sample-every", type=int, help="steps between sample grids")
+    g.add_argument(
         "--tensorboard",
         action=argparse.BooleanOptionalAction,
         help="TensorBoard event files in --out/tensorboard/: metrics, sample grids, config "
         "(default: on)",
     )
-    p.add_argument(
-        "--backup-dir", help="also keep the newest checkpoint here; --resume restores from it"
-    )
-    p.add_argument(
-        "--deterministic", action="store_true", default=None, help="TensorFlow op determinism"
-    )
-    p.add_argument(
-        "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
-    )
-    p.add_argument(
-        "--mixed-precision",
-        action=argparse.BooleanOptionalAction,
-        help="half-precision compute, float32 weights, logits and losses "
-        "(default: on a GPU of compute capability 8.0 or newer only)",
-    )
-    p.add_argument(
-        "--mixed-precision-dtype",
-        choices=("bfloat16", "float16"),
-        help="the half type: float16 adds dynamic loss scaling (default: bfloat16, or float16 on "
-        "a GPU older than compute capability 8.0, such as a T4 or V100)",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        help="tf.distribute strategy; --batch-size is the global batch, split among the replicas "
-        "(default: default, one device)",
-    )
-    p.add_argument(
+    g.add_argument(
         "--verbose",
         type=int,
         default=1,
         help="Keras progress: 0 silent, 1 bars, 2 one line per interval",
     )
-    args = p.parse_args(argv)
-    names = {f.name for f in fields(Config)}
-    overrides = {k: v for k, v in vars(args).items() if k in names and k != "preset"}
-    cfg = make_config(args.preset, **overrides)
-    return cfg, args
+
+
+def _add_long_run_options(p: argparse.ArgumentParser) -> None:
+    """Checkpoints, backups and resuming: what lets a run outlive a session."""
+    g = p.add_argument_group("long runs")
+    g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    g.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+    )
+    g.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
+    g.add_argument(
+        "--backup-dir", help="also keep the newest checkpoint here; --resume restores from it"
+    )
+
+
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    """Determinism, XLA, mixed precision and the tf.distribute strategy: how steps use hardware."""
+    g = p.add_argument_group("speed and devices")
+    g.add_argument(
+        "--deterministic", action="store_true", default=None, help="TensorFlow op determinism"
+    )
+    g.add_argument(
+        "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
+    )
+    g.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        help="half-precision compute, float32 weights, logits and losses "
+        "(default: on a GPU of compute capability 8.0 or newer only)",
+    )
+    g.add_argument(
+        "--mixed-precision-dtype",
+        choices=("bfloat16", "float16"),
+        help="the half type: float16 adds dynamic loss scaling (default: bfloat16, or float16 on "
+        "a GPU older than compute capability 8.0, such as a T4 or V100)",
+    )
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy; --batch-size is the global batch, split among the replicas "
+        "(default: default, one device)",
+    )
 
 
 def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -242,7 +284,7 @@ def _prepare_out(cfg: Config, overwrite: bool) -> None:
     if os.path.exists(os.path.join(cfg.out, "config.json")):
         if not overwrite:
             raise SimGANError(f"{cfg.out}: already holds a run (pass --overwrite to replace it)")
-        for name in ("samples", "checkpoints"):
+        for name in ("samples", "checkpoints", "tensorboard"):
             shutil.rmtree(os.path.join(cfg.out, name), ignore_errors=True)
         for name in ("metrics.csv", "warnings.txt", "summary.json"):
             if os.path.exists(os.path.join(cfg.out, name)):
@@ -327,25 +369,26 @@ class Run:
         verbose: int = 1,
         callbacks: tuple = (),
     ):
-        import keras
-        import tensorflow as tf
-
-        from simgan_tf.callbacks import (
-            Checkpoints,
-            FailureMonitor,
-            NanGuard,
-            RunLog,
-            SampleGrids,
-            list_checkpoints,
-        )
-        from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
-        from simgan_tf.tensorboard import TensorBoardLog
-
+        # Each step reads what the ones before it set on self; the order is the run's: a --seed run
+        # repeats exactly, and a resumed one continues as the uninterrupted one would have.
         self.cfg, self.verbose = cfg, verbose
+        self._check_devices_and_out(overwrite, resume)
+        self._report_config()
+        self._load_data()
+        self._normalise_inputs()
+        self._build_model()
+        start = self._restore_or_start(resume)
+        self._set_up_callbacks(start, resume, callbacks)
+        self.started = time.time()
+
+    def _check_devices_and_out(self, overwrite: bool, resume: bool) -> None:
+        """The strategy, the run directory and --backup-dir: what can fail fails before any work."""
+        from simgan_tf.distribute import check_batch, make_strategy
+
+        cfg = self.cfg
         # Before anything is written: a missing TPU or a batch the replicas cannot share fails first.
         self.strategy = make_strategy(cfg.strategy)
-        replicas = self.strategy.num_replicas_in_sync
-        check_batch(cfg.batch_size, replicas)
+        check_batch(cfg.batch_size, self.strategy.num_replicas_in_sync)
         if not resume:
             _prepare_out(cfg, overwrite)
         if cfg.backup_dir:
@@ -356,6 +399,12 @@ class Run:
                 raise SimGANError(
                     f"{cfg.backup_dir}: cannot use as --backup-dir ({e.strerror or e})"
                 ) from None
+
+    def _report_config(self) -> None:
+        """Print the settings, and what the hardware decided for those config.json leaves open."""
+        from simgan_tf.distribute import resolve_speed
+
+        cfg, replicas = self.cfg, self.strategy.num_replicas_in_sync
         print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
         # config.json keeps None ("decide from the hardware"); this line says what was decided here.
         self.devices = {"strategy": cfg.strategy, "replicas": replicas, **resolve_speed(cfg)}
@@ -365,9 +414,16 @@ class Run:
             "mixed precision "
             + (self.devices["mixed_precision_dtype"] if self.devices["mixed_precision"] else "off")
         )
-        self.synthetic, self.real, self.source = load_training_data(cfg)
+
+    def _load_data(self) -> None:
+        """Load (or simulate) the synthetic and real sets, and say where each came from."""
+        self.synthetic, self.real, self.source = load_training_data(self.cfg)
         print(f"synthetic: {len(self.synthetic)} images from {self.source['synthetic']}")
         print(f"real:      {len(self.real)} images from {self.source['real']}")
+
+    def _normalise_inputs(self) -> None:
+        """Resolve the input normalisation against the data, record it, and apply it."""
+        cfg = self.cfg
         # What the refiner receives, and what its L1 term compares to, from here on.
         self.cfg, why = resolve_input_norm(cfg, self.synthetic, self.real)
         if self.cfg != cfg:
@@ -377,10 +433,21 @@ class Run:
         self.synthetic = photometry.apply(self.synthetic, cfg.input_norm, cfg.input_lut)
         print(f"input normalisation: {why}")
 
-        keras.utils.set_random_seed(cfg.seed)
-        if cfg.deterministic:
+    def _build_model(self) -> None:
+        """Seed every generator, then build the compiled model: its first weights follow --seed."""
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(self.cfg.seed)
+        if self.cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.model = model = build_model(cfg, self.strategy)
+        self.model = build_model(self.cfg, self.strategy)
+
+    def _restore_or_start(self, resume: bool) -> int:
+        """With `resume`, load the newest checkpoint (if any); returns the step to start from."""
+        from simgan_tf.callbacks import list_checkpoints
+
+        cfg, model = self.cfg, self.model
         found = list_checkpoints(cfg.out) if resume else []
         if found:
             model.load_weights(found[-1])
@@ -391,7 +458,14 @@ class Run:
             and start >= cfg.total_steps
             and os.path.exists(os.path.join(cfg.out, "refiner.keras"))
         )
+        return start
 
+    def _set_up_callbacks(self, start: int, resume: bool, callbacks: tuple) -> None:
+        """Pick the images the sample grids show, and make the run's callbacks, then `callbacks`."""
+        from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
+        from simgan_tf.tensorboard import TensorBoardLog
+
+        cfg, model = self.cfg, self.model
         self.rng = rng = np.random.default_rng(cfg.seed)
         shown = min(N_SAMPLES, len(self.synthetic), len(self.real))  # a tiny set shows all it has
         self.shown_synthetic = self.synthetic[rng.choice(len(self.synthetic), shown, replace=False)]
@@ -403,6 +477,11 @@ class Run:
         self.checkpoints = Checkpoints(
             cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, self.guard
         )
+        self.board = (
+            TensorBoardLog(cfg.out, cfg.to_json(), self.grids.dir, start if resume else None)
+            if cfg.tensorboard
+            else None
+        )
         # Order matters: the guard flags a bad interval first; grids and checkpoints then skip it.
         self.callbacks = [
             self.guard,
@@ -410,18 +489,13 @@ class Run:
             self.grids,
             FailureMonitor(cfg.out),
             self.checkpoints,
-            # After the grids: it logs the one they have just drawn.
-            *(
-                [TensorBoardLog(cfg.out, cfg.to_json(), self.grids.dir, start if resume else None)]
-                if cfg.tensorboard
-                else []
-            ),
+            # After the grids: TensorBoard logs the one they have just drawn.
+            *([self.board] if self.board else []),
             *callbacks,
         ]
         for callback in self.callbacks:
             callback.set_model(model)  # also used outside fit(), for the final grid and checkpoint
         self.grids.last = self.checkpoints.last = start - 1 if start else -1
-        self.started = time.time()
 
     @property
     def step(self) -> int:
@@ -475,6 +549,8 @@ class Run:
         if not newest or not newest[0].endswith(f"{step:09d}.weights.h5"):
             self.checkpoints.save(step)
         last_grid = self.grids.save(step)
+        if self.board:
+            self.board.log_grid(step)  # a run that ends between sample steps shows its end too
         _save_keras(model.refiner, os.path.join(cfg.out, "refiner.keras"))
         _save_keras(model.discriminator, os.path.join(cfg.out, "discriminator.keras"))
 

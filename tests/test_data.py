@@ -131,7 +131,7 @@ def test_require_labels(tmp_path):
 
 
 def test_cache_is_written_used_and_invalidated(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CACHE_MIN_IMAGES", 0)
+    monkeypatch.setattr(data.cache, "CACHE_MIN_IMAGES", 0)
     src = tmp_path / "g.h5"
     data.save_eyes(src, eyes(6), np.zeros((6, 3)) + [0, 0, -1], [str(i) for i in range(6)])
     first = data.load_eyes(src)
@@ -167,13 +167,13 @@ def test_cache_location(tmp_path, monkeypatch):
     src.parent.mkdir()
     data.save_eyes(src, eyes(3))
     monkeypatch.delenv("SIMGAN_CACHE_DIR")
-    monkeypatch.setattr(data, "CACHE_MIN_IMAGES", 0)
+    monkeypatch.setattr(data.cache, "CACHE_MIN_IMAGES", 0)
     assert data.cache_path(src) == tmp_path / "in" / "gaze.h5.cache.npz"
     # A read-only source folder (by its mode bits, which root's os.access ignores) sends the cache
     # to the project's data/ folder, tagged by the source's path.
     project_data = tmp_path / "data"
     project_data.mkdir()
-    monkeypatch.setattr(data, "_project_data_dir", lambda: project_data)
+    monkeypatch.setattr(data.cache, "_project_data_dir", lambda: project_data)
     src.parent.chmod(0o555)
     try:
         where = data.cache_path(src)

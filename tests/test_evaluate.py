@@ -252,6 +252,48 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert "label drift" in capsys.readouterr().out
 
 
+def test_evaluate_realism_alone_skips_the_gaze_arms(fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    argv = ["--run", str(fake_run), "--out", str(out), "--preset", "smoke", "--quiet"]
+    assert main([*argv, "--measures", "realism"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["measures"] == ["realism"]
+    assert all(g is None for g in report["gaze"].values())
+    assert report["gain"] is None and report["label_drift"] is None
+    assert "gaze_synthetic" not in report["wall_seconds"]
+    assert 0 <= report["realism"]["probe_real_vs_refined"]["image_accuracy"] <= 1
+    # Every goal is listed; those of the measures left out cannot be judged.
+    assert len(report["goals"]) == 6
+    assert report["goals"]["label_drift_at_most_3deg"] is None
+    assert report["goals"]["refined_error_cut_25pct"] is None
+    assert report["goals"]["probe_image_accuracy_at_most_0.80"] is not None
+    md = (out / "report.md").read_text()
+    assert "Not measured (`--measures`): gaze, drift." in md and "## Realism" in md
+    assert "## Gaze estimation" not in md and "## Label drift" not in md
+    assert "| not measured |" in md
+    assert not (out / "error_hist.png").exists() and (out / "montage.png").exists()
+    printed = capsys.readouterr().out
+    assert "C2ST" in printed and "label drift" not in printed
+
+
+@pytest.mark.parametrize(
+    "measures, message",
+    [(["drift"], "drift needs gaze"), (["gaze", "speed"], "one or more of gaze, drift, realism")],
+)
+def test_evaluate_measures_are_checked_first(fake_run, tmp_path, capsys, measures, message):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--out", str(out), "--quiet", "--measures", *measures])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not out.exists()  # refused before any work
+
+
 def test_evaluate_errors_are_one_line(fake_run, tmp_path, capsys):
     from simgan_tf.evaluate import main
 

@@ -604,7 +604,7 @@ DAMAGE = ["truncate", "random", "zip_junk", "npy", "wrong_key", "bad_images", "b
     cut=st.floats(0, 0.999),
 )
 def test_cache_round_trip_and_damaged_cache(spec, damage, cut, monkeypatch):
-    monkeypatch.setattr(data, "CACHE_MIN_IMAGES", 1)
+    monkeypatch.setattr(data.cache, "CACHE_MIN_IMAGES", 1)
     with scratch() as folder:
         path = write_h5(spec, folder)
         try:

@@ -56,6 +56,15 @@ def test_run_writes_metrics_grids_and_config(pair, tmp_path):
     assert saved == json.loads((out / "config.json").read_text())
 
 
+def test_the_final_grid_is_logged_once_when_the_run_ends_between_sample_steps(pair, tmp_path):
+    out = tmp_path / "run"
+    _train(pair, out, "--sample-every", "100")
+    steps = [s.step for s in summaries(str(out / "tensorboard")) if s.plugin == "images"]
+    # The first interval's grid, then the final one (12 steps in all), each once.
+    assert steps == [3, 12]
+    assert sorted(os.listdir(out / "samples")) == ["step_000003.png", "step_000012.png"]
+
+
 def test_no_tensorboard_writes_no_events(pair, tmp_path):
     out = tmp_path / "run"
     _train(pair, out, "--no-tensorboard")
@@ -69,6 +78,14 @@ def test_overwrite_starts_a_fresh_stream(pair, tmp_path):
     _train(pair, out, "--overwrite")
     counts = Counter((s.tag, s.step) for s in summaries(str(out / "tensorboard")))
     assert counts and set(counts.values()) == {1}
+
+
+def test_overwrite_without_tensorboard_leaves_no_old_events(pair, tmp_path):
+    # The old run's events would be read as this run's by `tensorboard --logdir runs`.
+    out = tmp_path / "run"
+    _train(pair, out)
+    _train(pair, out, "--overwrite", "--no-tensorboard")
+    assert not event_files(str(out / "tensorboard"))
 
 
 def test_resume_logs_every_step_once(pair, tmp_path):

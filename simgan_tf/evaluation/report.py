@@ -1,0 +1,357 @@
+"""report.md and the console tables: the figures of report.json in words, and the goals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simgan_tf.evaluation.arms import ARM_LABELS, NEAR_POSE_KEY, POSE_NEAR_DEG
+from simgan_tf.evaluation.run import MEASURES
+
+GOAL_GAIN = 0.25  # refined training cuts the real-eye error by at least this share
+GOAL_C2ST_REFINED = 0.85
+GOAL_C2ST_SYNTHETIC = (
+    0.95  # the test must tell raw synthetic from real, or its refined score is moot
+)
+GOAL_PROBE_IMAGE = 0.80
+GOAL_DRIFT_DEG = 3.0
+GOAL_HELDOUT_RATIO = 1.2  # refined held-out error at most this times raw synthetic's
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _deg(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def gaze_table(report: dict) -> str:
+    lines = [
+        "| trained on | train images | mean error (deg) | median (deg) | within 7 deg |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+
+    def spread(g: dict) -> str:
+        return f" ± {g['mean_deg_std']:.2f}" if len(g["runs"]) > 1 else ""
+
+    for name, label in ARM_LABELS.items():
+        g = report["gaze"][name]
+        if g is None:
+            lines.append(f"| {label} | - | not measured | | |")
+        else:
+            lines.append(
+                f"| {label} | {g['n_train']} | {_deg(g['mean_deg'])}{spread(g)} | {_deg(g['median_deg'])} "
+                f"| {_pct(g['within_7deg'])} |"
+            )
+    return "\n".join(lines)
+
+
+def pose_table(report: dict) -> str | None:
+    """Each arm's error per head pose of the test images, None where the target has no poses."""
+    arms = [n for n, g in report["gaze"].items() if g and "by_pose" in g]
+    if not arms:
+        return None
+    lines = [
+        "| head pose (deg) | test images | "
+        + " | ".join(f"{ARM_LABELS[a]}: mean (within 7)" for a in arms)
+        + " |",
+        "| --- | ---: |" + " ---: |" * len(arms),
+    ]
+    for key, row in report["gaze"][arms[0]]["by_pose"].items():
+        # No "|pose|" in a table cell: its bars would split the cell.
+        label = f"-{POSE_NEAR_DEG:g} to {POSE_NEAR_DEG:g}" if key == NEAR_POSE_KEY else key
+        cells = [report["gaze"][a]["by_pose"][key] for a in arms]
+        lines.append(
+            f"| {label} | {row['n']} | "
+            + " | ".join(f"{_deg(c['mean_deg'])} ({_pct(c['within_7deg'])})" for c in cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def realism_table(report: dict) -> str | None:
+    r = report["realism"]
+    if r is None:
+        return None
+    lines = [
+        "| pair | C2ST accuracy | probe discriminator: image accuracy | patch accuracy |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, label in (("synthetic", "raw synthetic"), ("refined", "refined")):
+        probe = r[f"probe_real_vs_{name}"]
+        lines.append(
+            f"| real vs {label} | {r[f'c2st_real_vs_{name}']:.3f} | "
+            f"{probe['image_accuracy']:.3f} | {probe['patch_accuracy']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+# Each measure's goals: (key, what the goal asks). The key is report.json's goals entry.
+_GOALS = {
+    "gain": [
+        (
+            "refined_error_cut_25pct",
+            f"refined training cuts the target error by >= {GOAL_GAIN:.0%} against raw synthetic",
+        ),
+        ("gain_above_seed_spread", "that gain is larger than its spread over seeds"),
+    ],
+    "realism": [
+        (
+            "c2st_refined_at_most_0.85_synthetic_above_0.95",
+            f"C2ST real vs refined <= {GOAL_C2ST_REFINED} while real vs synthetic > "
+            f"{GOAL_C2ST_SYNTHETIC}",
+        ),
+        (
+            "probe_image_accuracy_at_most_0.80",
+            f"probe discriminator, real vs refined: image accuracy <= {GOAL_PROBE_IMAGE}",
+        ),
+    ],
+    "label_drift": [
+        ("label_drift_at_most_3deg", f"label drift <= {GOAL_DRIFT_DEG:g} deg"),
+        (
+            "refined_heldout_error_at_most_1.2x",
+            f"refined held-out error <= {GOAL_HELDOUT_RATIO:g} x raw synthetic's",
+        ),
+    ],
+}
+
+
+def _gain_measured(report: dict) -> list[tuple[str, bool | None]]:
+    g, gain = report["gaze"], report["gain"]
+    spread = float(np.std(report["gain_runs"]))
+    one_seed = report["repeats"] < 2
+    return [
+        (
+            f"{gain:+.1%} ({g['synthetic']['mean_deg']:.2f} -> {g['refined']['mean_deg']:.2f} deg)",
+            gain >= GOAL_GAIN,
+        ),
+        (
+            "n/a (one seed)"
+            if one_seed
+            else f"{gain:+.1%} against ± {spread:.1%} over {report['repeats']} seeds",
+            None if one_seed else gain > spread,
+        ),
+    ]
+
+
+def _realism_measured(report: dict) -> list[tuple[str, bool | None]]:
+    r = report["realism"]
+    probe = r["probe_real_vs_refined"]["image_accuracy"]
+    c2st_ref, c2st_syn = r["c2st_real_vs_refined"], r["c2st_real_vs_synthetic"]
+    return [
+        (
+            f"{c2st_ref:.3f} (synthetic {c2st_syn:.3f})",
+            c2st_ref <= GOAL_C2ST_REFINED and c2st_syn > GOAL_C2ST_SYNTHETIC,
+        ),
+        (f"{probe:.3f}", probe <= GOAL_PROBE_IMAGE),
+    ]
+
+
+def _drift_measured(report: dict) -> list[tuple[str, bool | None]]:
+    drift = report["label_drift"]
+    held_syn, held_ref = drift["synthetic_heldout_error_deg"], drift["refined_heldout_error_deg"]
+    return [
+        (f"{drift['mean_deg']:.2f} deg", drift["mean_deg"] <= GOAL_DRIFT_DEG),
+        (f"{held_ref:.2f} vs {held_syn:.2f} deg", held_ref <= GOAL_HELDOUT_RATIO * held_syn),
+    ]
+
+
+_MEASURED = {"gain": _gain_measured, "realism": _realism_measured, "label_drift": _drift_measured}
+
+
+def goals(report: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(key, goal, measured, met) for each goal; met is None where it cannot be judged. A measure
+    `--measures` left out lists its goals as not measured, so that reports compare row by row."""
+    rows = []
+    for measure, listed in _GOALS.items():
+        found = (
+            _MEASURED[measure](report)
+            if report[measure] is not None
+            else [("not measured", None)] * len(listed)
+        )
+        rows += [
+            (key, goal, measured, met)
+            for (key, goal), (measured, met) in zip(listed, found, strict=True)
+        ]
+    return rows
+
+
+def _yes_no(met: bool | None) -> str:
+    return "n/a" if met is None else ("yes" if met else "no")
+
+
+def _split_text(d: dict) -> str:
+    sp = d["split"]
+    if sp["by"] == "image":
+        text = f"The target was {sp['note']}."
+    else:
+        text = (
+            f"The target was split by person ('{sp['by']}'): {sp['n_test_people']} people "
+            f"({', '.join(map(str, sp['test_people']))}) give the test images, "
+            f"{sp['n_oracle_people']} others ({', '.join(map(str, sp['oracle_people']))}) "
+            "the oracle's training images; nobody is on both sides."
+        )
+    if sp["excluded_people"]:
+        text += (
+            f" Left out of both: {sp['by']} {', '.join(map(str, sp['excluded_people']))}, "
+            f"because {sp['excluded_because']}."
+        )
+    return " ".join([text, *sp["notes"]])
+
+
+def _drift_text(drift: dict) -> str:
+    parts = []
+    if drift.get("appearance_floor_deg") is not None:
+        parts.append(
+            "The drift also counts the estimator's remaining sensitivity to appearance: on the "
+            "same scenes rendered in the target domain (identical labels, another camera) its "
+            f"predictions move by {drift['appearance_floor_deg']:.2f} degrees."
+        )
+    else:
+        parts.append("Part of any drift is the estimator's sensitivity to appearance.")
+    if drift.get("oracle_refined_heldout_error_deg") is not None:
+        parts.append(
+            "The oracle, trained on target renders, errs by "
+            f"{drift['oracle_refined_heldout_error_deg']:.2f} degrees on the refined held-out "
+            f"images (synthetic labels) against {drift['oracle_test_error_deg']:.2f} on the target "
+            "test images: refined images that look like the target and keep their labels read alike."
+        )
+    return " ".join(parts)
+
+
+def _seeds_text(report: dict) -> str:
+    n = report["repeats"]
+    if n == 1:
+        return f"seed {report['seed']}"
+    return f"seeds {report['seed']}..{report['seed'] + n - 1} (mean ± spread over seeds)"
+
+
+def _gaze_section(report: dict) -> list[str]:
+    d, e, n_seeds = report["data"], report["estimator"], report["repeats"]
+    gains = ", ".join(f"{g:+.1%}" for g in report["gain_runs"])
+    parts = [
+        "## Gaze estimation on the target set",
+        "Does training on refined images beat training on raw synthetic ones (the paper, on MPIIGaze: "
+        f"11.2 -> 7.8 degrees)? Every estimator is the paper's network (width {e['width']}, "
+        f"FC {e['dense']}) trained the same way: {e['steps']} steps of batch {e['batch_size']}, "
+        f"Adam {e['learning_rate']:g} with cosine decay, {_seeds_text(report)}. The synthetic and "
+        "refined arms see the same images and labels in the same order, normalised as in training "
+        f"(input_norm {d['input_norm']}). All are tested on {d['n_test']} labelled target images: "
+        f"{d['target']}.",
+        _split_text(d),
+        gaze_table(report),
+        f"Refined vs raw synthetic: mean error {report['gain']:+.1%} (positive = refinement helped"
+        + (f"; per seed: {gains}" if n_seeds > 1 else "")
+        + "). The oracle, trained on labelled target images, shows how low the error can go. "
+        + (
+            "One seed per arm: between seeds the gain can move by ten points or more; "
+            "`--repeats 3` averages over seeds."
+            if n_seeds == 1
+            else ""
+        ),
+    ]
+    by_pose = pose_table(report)
+    if by_pose:
+        parts += [
+            "### By head pose",
+            f"Mean error (deg) and share within 7 degrees per head pose of the test images "
+            f"('{d['pose_key']}'); |pose| <= {POSE_NEAR_DEG:g} keeps the camera-frame gaze within "
+            "the simulator's range.",
+            by_pose,
+        ]
+    return parts
+
+
+def _drift_section(report: dict) -> list[str]:
+    d, drift = report["data"], report["label_drift"]
+    return [
+        "## Label drift",
+        f"An estimator trained on raw synthetic images with strong photometric augmentation "
+        f"(gaze.train_drift_estimator), applied to {d['n_heldout']} held-out synthetic images and "
+        f"to their refined versions, predicts gazes {drift['mean_deg']:.2f} degrees apart on "
+        f"average (median {drift['median_deg']:.2f}). Refinement should change appearance, not "
+        "gaze; a large drift means the refined images may no longer match their labels.",
+        _drift_text(drift),
+        "Label consistency: each gaze arm on held-out images of its own kind, with the synthetic "
+        f"labels, errs by {drift['synthetic_heldout_error_deg']:.2f} degrees (raw synthetic) and "
+        f"{drift['refined_heldout_error_deg']:.2f} degrees (refined). A clear rise on refined images "
+        "means refinement destroyed some of the gaze information the labels describe.",
+    ]
+
+
+def _realism_section(report: dict) -> list[str]:
+    r = report["realism"]
+    return [
+        "## Realism: two-sample tests and a probe discriminator",
+        f"A fresh small CNN (C2ST, {r['steps']} steps) and a fresh discriminator of the run's "
+        f"architecture (filters {r['probe_filters']}, {r['probe_steps']} steps) are each trained on "
+        f"half of each pair ({r['n_per_class']} images per side) and tested on the other half; "
+        f"0.5 = indistinguishable. Real images: {report['data']['real']}.",
+        realism_table(report),
+    ]
+
+
+def _fixed_pattern_section(report: dict) -> list[str]:
+    return [
+        "## Fixed patterns",
+        "The mean change (refined minus synthetic) over the held-out images, high-passed, in each "
+        "8 x 8 corner and inside (gray levels): "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in report["fixed_pattern"].items())
+        + ". Changes that follow each image's content average out; a corner well above the others "
+        "is a pattern painted into every image.",
+    ]
+
+
+def _goals_section(report: dict) -> list[str]:
+    rows = [f"| {goal} | {measured} | {_yes_no(met)} |" for _, goal, measured, met in goals(report)]
+    return [
+        "## Goals",
+        "\n".join(["| goal | measured | met |", "| --- | --- | --- |", *rows]),
+        "Reported, not enforced. The gain goals are meant for labelled real eyes as `--target`, "
+        "split by person; the realism goals for the real set the refiner trained against.",
+    ]
+
+
+def _figures_section(report: dict) -> list[str]:
+    items = [
+        "- `montage.png`: rows of held-out synthetic images, the same images refined, their "
+        "difference (x4; black = unchanged), and unpaired real images. Refined should look "
+        "real and keep the eye's shape and gaze."
+    ]
+    if report["figures"].get("error_hist"):
+        items.append(
+            "- `error_hist.png`: each estimator's angular errors on the target test set (all "
+            "seeds); the dotted line is 7 degrees."
+        )
+    if report["figures"].get("losses"):
+        items.append(
+            "- `losses.png`: the run's training curves (refiner, discriminator, patch accuracy)."
+        )
+    return ["## Figures", "\n".join(items)]
+
+
+def render_markdown(report: dict) -> str:
+    """report.md: what was measured, the tables, the goals, and how to read the figures."""
+    parts = [
+        "# SimGAN evaluation",
+        f"Run `{report['run']}` (training preset {report['run_preset']}); evaluation preset "
+        f"{report['preset']}, seed {report['seed']}, {report['wall_seconds']['total']:.0f} s.",
+    ]
+    if report["preset"] == "smoke":
+        parts.append(
+            "> Smoke-sized evaluation: it checks that the tools run; its numbers mean nothing."
+        )
+    measured = [
+        (report["gain"], _gaze_section),
+        (report["label_drift"], _drift_section),
+        (report["realism"], _realism_section),
+    ]
+    left_out = [m for m in MEASURES if m not in report.get("measures", MEASURES)]
+    if left_out:
+        parts.append(f"Not measured (`--measures`): {', '.join(left_out)}.")
+    for value, section in measured:
+        if value is not None:
+            parts += section(report)
+    for section in (_fixed_pattern_section, _goals_section, _figures_section):
+        parts += section(report)
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,177 @@
+"""The scene distributions: every scene parameter's range, SceneProfile and the named PROFILES.
+
+Scenes are drawn from a named profile (PROFILES; `render(..., profile=...)`): "uniform" (the default,
+and the only distribution before profiles existed: its images are unchanged) has gaze pitch and yaw
+uniform in +-30 degrees (UnityEyes' default eye-rotation range) and a frontal head; "columbia" and
+"mpiigaze" draw the gaze and head pose of those real sets, and an eye geometry (size, placement, iris
+size and darkness, lid heights and how the lids follow the gaze) calibrated against their images with
+simgan_tf.eyestats. Per image the simulator varies eye size, place and in-plane rotation, canthal tilt,
+which side the inner corner is on, eye opening, lid shapes, iris size, texture and shade, pupil size,
+sclera and skin tone, the light's direction and the glint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simgan_tf.errors import SimGANError
+
+# Share of eyes with the inner corner (caruncle) on the image's left; most of the real set's are.
+INNER_LEFT = 0.8
+
+# Every scene parameter drawn uniformly in [low, high], in the order drawn (uniform's images depend on
+# it); lengths marked R are in eyeball radii. Profiles override some of the ranges.
+_RANGES: dict[str, tuple[float, float]] = {
+    "pitch": (-30.0, 30.0),  # deg, gaze; the head is never pitched, so camera and head frames agree
+    "yaw": (-30.0, 30.0),  # deg, gaze relative to the head; the camera sees yaw - head_yaw
+    "light_x": (-0.7, 0.7),  # the light's direction before normalising (z = 1): toward the right
+    "light_y": (0.0, 0.8),  # and up: mostly from above, so the glint sits above the pupil
+    "radius": (16.5, 19.0),  # px, of the eyeball, before a corner crop's zoom
+    "cx": (-2.0, 2.0),  # px around the profile's centre: the eye region's centre in the patch
+    "cy": (-1.5, 1.5),
+    "roll": (-7.0, 7.0),  # deg
+    "tilt": (3.0, 11.0),  # deg, outer corner higher than the inner one
+    "half_width": (1.28, 1.42),  # R; corner to corner about 48 px, as in MPIIGaze
+    "open": (0.75, 1.15),
+    "upper_pow": (0.45, 0.7),
+    "lower_pow": (0.45, 0.75),
+    "upper_skew": (-0.15, 0.15),
+    "lower_skew": (-0.15, 0.15),
+    "iris": (0.46, 0.52),  # R; MPIIGaze's iris is about 17 px across
+    "pupil": (0.3, 0.55),  # share of the iris radius
+    "iris_shade": (0.04, 0.25),
+    "pupil_shade": (0.0, 0.04),
+    "sclera": (0.6, 0.9),
+    "skin": (0.7, 0.98),
+    "skin_slope": (-0.25, 0.1),  # mostly lit from below: the cheek
+    "crease_gap": (0.18, 0.42),  # R above the upper lid at rest
+    "crease_dark": (0.05, 0.3),
+    "brow_dark": (0.0, 0.35),
+    "bag_dark": (0.0, 0.3),
+    "socket": (0.1, 0.4),
+    "lash": (0.7, 1.0),
+    "lash_width": (1.5, 3.2),  # px
+    "lower_lash": (0.2, 0.6),
+    "lid_shadow": (0.2, 0.6),
+    "caruncle": (0.3, 0.6),
+    "caruncle_end": (-0.86, -0.74),
+    "glint": (0.3, 1.0),  # strength, where there is one
+    "ambient": (0.35, 0.6),
+    # Drawn last, so that profiles without head pose keep the first streams' numbers.
+    # deg, the eye region turned about the vertical: + toward the image's left.
+    "head_yaw": (0.0, 0.0),
+    "corner_depth": (0.35, 0.55),  # R the corners and lids lie in front of the eyeball's centre
+    # R the eyeball sits toward the outer corner from the corners' midpoint.
+    "ball_offset": (0.0, 0.0),
+    # Lid margins for a level gaze, R above and below the centre, and how far they rise per unit
+    # sin(pitch); all times `open`.
+    "upper_rest": (0.42, 0.42),
+    "upper_follow": (0.68, 0.68),
+    "lower_rest": (0.5, 0.5),
+    "lower_follow": (0.3, 0.3),
+    # How far the lids' peaks follow the cornea sideways, per unit sin(yaw relative to the head).
+    "upper_bulge": (0.3, 0.3),
+    "lower_bulge": (0.2, 0.2),
+}
+
+
+@dataclass(frozen=True)
+class SceneProfile:
+    """A named scene distribution: the gaze and head pose drawn, and where and how big the eye is.
+
+    ranges: overrides of _RANGES (degrees for angles). centre: where the eye region's centre sits in
+    the patch, px (x, y). corner_crop: the patch is cut around the eye corners (as Columbia Gaze's
+    are), so a turned head's eye keeps its width in the image and the eyeball looks bigger, by
+    1 / cos(head_yaw); otherwise (MPIIGaze's normalisation, a fixed camera distance) it foreshortens.
+    """
+
+    description: str
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    centre: tuple[float, float] = (26.5, 16.5)
+    inner_left: float = INNER_LEFT
+    glint_share: float = 0.75
+    corner_crop: bool = False
+
+
+PROFILES: dict[str, SceneProfile] = {
+    "uniform": SceneProfile(
+        "gaze pitch and yaw uniform in +-30 deg (UnityEyes' default range), frontal head"
+    ),
+}
+PROFILES["columbia"] = SceneProfile(
+    "Columbia Gaze: gaze pitch -10..10, yaw -15..15 deg of a head turned -30..30 deg (camera yaw ="
+    " yaw - head yaw), patches cut around the corners; eyes measured on its images",
+    # Measured on Columbia's images with simgan_tf.eyestats (README, "Simulator"): the pupil moves
+    # 0.28 px per degree of gaze relative to the head and -0.13 per degree of head pose, so the
+    # eyeball is about 19 px in radius and lies about 0.5 R behind the corners, which are 44 px apart.
+    ranges={
+        "pitch": (-10.0, 10.0),
+        "yaw": (-15.0, 15.0),
+        "head_yaw": (-30.0, 30.0),
+        "radius": (17.5, 20.0),
+        "half_width": (1.02, 1.17),
+        "corner_depth": (0.43, 0.63),
+        # At a straight gaze the iris sits 0.4 px toward the outer corner from the corners' midpoint.
+        "ball_offset": (0.03, 0.08),
+        # Both lids cover a large dark iris: the dark blob rises only 0.07 px per degree of pitch
+        # while the upper lid rises 0.12; the lower lid hardly moves. Lid heights vary per person
+        # apart, so the opening alone does not give the pitch away.
+        "open": (0.85, 1.15),
+        "iris": (0.5, 0.58),
+        "iris_shade": (0.07, 0.17),  # dark, yet lighter than the pupil, which must stay visible
+        "pupil": (0.25, 0.45),
+        "pupil_shade": (0.0, 0.03),
+        "upper_rest": (0.27, 0.41),
+        "upper_follow": (0.37, 0.37),
+        "lower_rest": (0.34, 0.48),
+        "lower_follow": (0.05, 0.05),
+        "upper_bulge": (0.0, 0.0),
+        "lower_bulge": (0.0, 0.0),
+        # Bright sclera on darker skin, and no dark skin past the corners (Columbia's is plain).
+        "sclera": (0.75, 1.0),
+        "skin": (0.45, 0.8),
+        "brow_dark": (0.0, 0.2),
+        "bag_dark": (0.0, 0.2),
+        "socket": (0.05, 0.25),
+        # Little shading of the eyeball: a sphere's shading told an estimator where the eyeball's
+        # centre was, which real eyes do not show, and read as looking up (pitch bias 6.6 -> 2.9 deg).
+        "ambient": (0.8, 0.95),
+        "light_y": (-0.3, 0.6),
+    },
+    centre=(27.5, 15.6),
+    inner_left=1.0,
+    glint_share=0.4,
+    corner_crop=True,
+)
+PROFILES["mpiigaze"] = SceneProfile(
+    "MPIIGaze (normalised laptop-camera patches): gaze mostly downward, pitch -25..5 deg, yaw -20..20"
+    " deg of a head turned -10..10 deg; eyes measured on its images",
+    ranges={
+        "pitch": (-25.0, 5.0),
+        "yaw": (-20.0, 20.0),
+        "head_yaw": (-10.0, 10.0),
+        "cx": (-3.5, 3.5),
+        "half_width": (1.15, 1.3),
+        "open": (0.85, 1.15),
+        "iris": (0.48, 0.56),
+        "iris_shade": (0.07, 0.17),
+        "pupil": (0.25, 0.45),
+        "pupil_shade": (0.0, 0.03),
+        "brow_dark": (0.0, 0.25),
+        "socket": (0.05, 0.3),
+        "corner_depth": (0.43, 0.63),
+        "upper_rest": (0.4, 0.4),
+        "upper_follow": (0.37, 0.37),
+        "lower_rest": (0.46, 0.46),
+        "lower_follow": (0.15, 0.15),
+    },
+    centre=(27.0, 15.5),
+)
+DEFAULT_PROFILE = "uniform"
+
+
+def get_profile(name: str) -> SceneProfile:
+    """The scene profile called `name`; a SimGANError naming the known ones otherwise."""
+    if name not in PROFILES:
+        raise SimGANError(f"unknown scene profile {name!r}; expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
