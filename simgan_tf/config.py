@@ -97,7 +97,15 @@ class Config:
 
     def validate(self) -> Config:
         self._check_types()
-        checks = [
+        checks = self._data_checks() + self._schedule_checks() + self._speed_checks()
+        for ok, message in checks:
+            if not ok:
+                raise SimGANError(message)
+        return self
+
+    def _data_checks(self) -> list[tuple[bool, str]]:
+        """Data, scenes, input normalisation and the networks' sizes."""
+        return [
             (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}"),
             (
                 self.n_synthetic >= 1 and self.n_real >= 1,
@@ -139,6 +147,11 @@ class Config:
                 self.input_lut is None or self.input_norm == "match",
                 f"input_lut goes with input_norm 'match', not {self.input_norm!r}",
             ),
+        ]
+
+    def _schedule_checks(self) -> list[tuple[bool, str]]:
+        """Steps, batch, buffer, loss weight, optimizers and output cadence."""
+        return [
             (self.batch_size >= 2, f"--batch-size must be at least 2, got {self.batch_size}"),
             (self.steps >= 0, f"--steps must be >= 0, got {self.steps}"),
             (self.pretrain_refiner_steps >= 0, "--pretrain-refiner-steps must be >= 0"),
@@ -167,6 +180,11 @@ class Config:
                 self.sample_every >= 1 and self.checkpoint_every >= 1,
                 "--sample-every and --checkpoint-every must be >= 1",
             ),
+        ]
+
+    def _speed_checks(self) -> list[tuple[bool, str]]:
+        """Precision, devices and determinism, which rule each other out in places."""
+        return [
             (
                 self.mixed_precision_dtype in (None, "bfloat16", "float16"),
                 "--mixed-precision-dtype must be bfloat16 or float16, "
@@ -188,10 +206,6 @@ class Config:
                 "--deterministic turns XLA off: drop --jit-compile",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise SimGANError(message)
-        return self
 
     def _check_types(self) -> None:
         """Refuse values of the wrong type (say, from a hand-edited config.json) before comparing."""
