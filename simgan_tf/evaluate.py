@@ -206,7 +206,9 @@ def evaluate(
         measured["gaze"], errors, models = _gaze(s, sets, wall)
     if "drift" in measures:
         with _timed(wall, "label_drift"):
-            measured["drift"] = label_drift(s, syn, ref_heldout, models, measured["gaze"])
+            measured["drift"] = label_drift(
+                s, syn, sets.target, ref_heldout, models, measured["gaze"]
+            )
     if "realism" in measures:
         with _timed(wall, "realism"):
             measured["realism"] = realism_tests(s, sets.real, syn.heldout, ref_heldout)

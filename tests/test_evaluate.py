@@ -445,6 +445,23 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
 
 
+def test_the_oracle_reads_refined_images_only_on_the_built_in_target(fake_run, tmp_path):
+    # Built-in synthetic images against a real-like labelled file: the appearance floor exists (the
+    # simulator renders the same scenes in its target domain), but an oracle trained on the file's
+    # eyes says nothing about whether refinement kept the labels.
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", list(range(4)), 60, seed=1)
+    out = tmp_path / "eval"
+    argv = ["--run", fake_run, "--out", out, "--preset", "smoke", "--steps", "5", "--quiet"]
+    assert main([str(a) for a in [*argv, "--target", target, "--measures", "gaze", "drift"]]) == 0
+    drift = json.loads((out / "report.json").read_text())["label_drift"]
+    assert drift["appearance_floor_deg"] is not None
+    assert (
+        drift["oracle_refined_heldout_error_deg"] is None and drift["oracle_test_error_deg"] is None
+    )
+
+
 def test_evaluate_refuses_a_target_whose_people_all_trained_the_refiner(fake_run, tmp_path, capsys):
     from simgan_tf.evaluate import main
 

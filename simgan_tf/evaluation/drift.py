@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from simgan_tf.evaluation.run import Setup, keras_verbosity, scene_profile
-from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, Synthetic, render_builtin
+from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, Synthetic, Target, render_builtin
 from simgan_tf.gaze import (
     angular_error_deg,
     evaluate_estimator,
@@ -27,7 +27,7 @@ def appearance_floor(
 
 
 def label_drift(
-    s: Setup, syn: Synthetic, ref_heldout: np.ndarray, models: dict, gaze: dict
+    s: Setup, syn: Synthetic, target: Target, ref_heldout: np.ndarray, models: dict, gaze: dict
 ) -> dict:
     """How far refinement moves an appearance-blind estimator's predictions, and label consistency."""
     s.log("training the label-drift estimator (photometric augmentation)")
@@ -51,8 +51,10 @@ def label_drift(
         drift["appearance_floor_deg"] = appearance_floor(
             model, before, labels, s.seed + SYNTHETIC_SEED_OFFSET, scene_profile(s.config)
         )
-        if "oracle" in models:
-            # Built-in labels mean the same in both domains, so the oracle can read refined images.
+        if "oracle" in models and target.builtin:
+            # The same scenes in both built-in domains: an oracle trained on target renders reads
+            # refined images as it reads the target. (Trained on real eyes it would say how real
+            # eyes and our scenes differ, not whether refinement kept the labels.)
             drift["oracle_refined_heldout_error_deg"] = evaluate_estimator(
                 models["oracle"], ref_heldout, labels
             )["mean_deg"]

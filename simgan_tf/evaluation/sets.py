@@ -80,6 +80,7 @@ class Target:
     oracle_labels: np.ndarray
     source: str
     split: dict  # report.json's data.split
+    builtin: bool = False  # the simulator's target domain (its labels mean what synthetic ones do)
 
 
 def synthetic_data(s: Setup, path: str | None) -> Synthetic:
@@ -136,6 +137,7 @@ def target_data(
         labels[split.oracle],
         source,
         split_record(split, path, key, excluded, why, notes),
+        builtin=not path,
     )
 
 
