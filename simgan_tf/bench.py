@@ -193,6 +193,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         default="default",
         help="tf.distribute strategy of train-step and fit; --batch-size is the global batch",
     )
+    p.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit with TensorBoard event files, as a run writes them (default: the preset's, on)",
+    )
 
 
 def _bench_config(args: argparse.Namespace):
@@ -207,6 +213,7 @@ def _bench_config(args: argparse.Namespace):
         mixed_precision=args.mixed_precision,
         mixed_precision_dtype=args.mixed_precision_dtype,
         strategy=args.strategy,
+        tensorboard=args.tensorboard,
     )
 
 
