@@ -119,7 +119,9 @@ def _gaze(s: Setup, sets: _Sets, wall: dict) -> tuple[dict, dict, dict]:
     return gaze, errors, models
 
 
-def _report(s: Setup, sets: _Sets, pose_key: str, measured: dict, wall: dict) -> dict:
+def _report(
+    s: Setup, sets: _Sets, pose_key: str, measures: tuple[str, ...], measured: dict, wall: dict
+) -> dict:
     """report.json: where every image came from, every measure, the goals, the time each took."""
     syn, tgt, drift = sets.synthetic, sets.target, measured["drift"]
     gaze = measured["gaze"] or {name: None for name in ARM_LABELS}
@@ -153,6 +155,7 @@ def _report(s: Setup, sets: _Sets, pose_key: str, measured: dict, wall: dict) ->
         "fixed_pattern": measured["fixed_pattern"],
         "figures": measured["figures"],
         "wall_seconds": {k: round(v, 1) for k, v in wall.items()},
+        "measures": list(measures),
     }
     report["goals"] = {key: met for key, _, _, met in goals(report)}
     return report
@@ -215,8 +218,7 @@ def evaluate(
     measured["fixed_pattern"] = fixed_pattern(syn.heldout, ref_heldout)
     measured["figures"] = save_figures(s, syn.heldout, ref_heldout, sets.real, errors)
     wall["total"] = time.time() - started
-    report = _report(s, sets, pose_key, measured, wall)
-    report["measures"] = list(measures)
+    report = _report(s, sets, pose_key, measures, measured, wall)
     write_text(os.path.join(s.out, "report.json"), json.dumps(report, indent=2) + "\n")
     write_text(os.path.join(s.out, "report.md"), render_markdown(report))
     return report
