@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,12 +34,10 @@ from simgan_tf.config import STRATEGIES, Config
 from simgan_tf.errors import SimGANError, cli
 
 if TYPE_CHECKING:  # TensorFlow is imported by the benchmarks that use it, not by --list
-    import keras
     import tensorflow as tf
 
-    from simgan_tf.callbacks import Checkpoints, RunLog, SampleGrids
+    from simgan_tf.callbacks import RunCallbacks
     from simgan_tf.simgan import SimGAN
-    from simgan_tf.tensorboard import TensorBoardLog
 
 
 @dataclass
@@ -335,58 +333,32 @@ def _step_timer():
     return StepTimer()
 
 
-@dataclass
-class _RunCallbacks:
-    """A training run's callbacks, made as train.Run makes them, and a step timer after them."""
-
-    log: RunLog
-    grids: SampleGrids
-    checkpoints: Checkpoints
-    board: TensorBoardLog | None  # None with tensorboard off, as in a run
-    timer: keras.callbacks.Callback
-    callbacks: list[keras.callbacks.Callback]  # all of them in fit()'s order, the timer last
-
-
-def _run_callbacks(out: str, cfg: Config, synthetic: np.ndarray, real: np.ndarray) -> _RunCallbacks:
-    """The run's callbacks writing into `out`, in the run's order, then the step timer."""
-    from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
-    from simgan_tf.tensorboard import TensorBoardLog
-
-    guard, timer = NanGuard(), _step_timer()
-    log = RunLog(out)
-    # Grids and checkpoints never fire inside fit(): _time_events times each once and spreads it
-    # over its interval, so whether the timed steps cross an interval does not decide the figure.
-    grids = SampleGrids(out, synthetic[:8], real[:8], 10**9, guard)
-    checkpoints = Checkpoints(out, 10**9, guard=guard)
-    # The run's TensorBoard writer, as train.Run adds it: scalars every interval.
-    board = TensorBoardLog(out, cfg.to_json(), grids.dir) if cfg.tensorboard else None
-    run_callbacks = [guard, log, grids, FailureMonitor(out), checkpoints, board]
-    callbacks = [c for c in run_callbacks if c is not None] + [timer]
-    return _RunCallbacks(log, grids, checkpoints, board, timer, callbacks)
-
-
 def _time_fit_and_bare(
     model: SimGAN,
     ds: tf.data.Dataset | tf.distribute.DistributedDataset,
-    run: _RunCallbacks,
+    run: RunCallbacks,
     bare_it: Iterator,
     steps: int,
     per_epoch: int,
 ) -> tuple[float, float]:
-    """(seconds a step through fit() with the run's callbacks, seconds a bare compiled step)."""
+    """(seconds a step through fit() with the run's callbacks, seconds a bare compiled step).
+
+    `run.extra` holds the step timer, last, so that it reads the time after every callback.
+    """
+    timer = run.extra[-1]
 
     def fit() -> float:
         model.fit(
             ds,
             epochs=max(1, steps // per_epoch),
             steps_per_epoch=per_epoch,
-            callbacks=run.callbacks,
+            callbacks=run.all,
             verbose=0,
             shuffle=False,
         )
-        return (run.timer.end - run.timer.begin) / (max(1, steps // per_epoch) * per_epoch)
+        return (timer.end - timer.begin) / (max(1, steps // per_epoch) * per_epoch)
 
-    model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=run.callbacks, verbose=0, shuffle=False)
+    model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=run.all, verbose=0, shuffle=False)
     model.make_train_function()
     bare_step = model.train_function
 
@@ -401,7 +373,7 @@ def _time_fit_and_bare(
     return fit_s, bare_s
 
 
-def _time_events(cfg: Config, run: _RunCallbacks, fit_s: float) -> dict[str, float]:
+def _time_events(cfg: Config, run: RunCallbacks, fit_s: float) -> dict[str, float]:
     """Seconds per step of each event a run pays every so many steps, timed once each and spread
     over its interval."""
     t0 = time.perf_counter()
@@ -426,6 +398,7 @@ def _time_events(cfg: Config, run: _RunCallbacks, fit_s: float) -> dict[str, flo
     "bare step in the same process",
 )
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
+    from simgan_tf.callbacks import run_callbacks
     from simgan_tf.distribute import distribute_steps
     from simgan_tf.train import build_model
 
@@ -438,7 +411,10 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
     bare_it = _fixed_batches(cfg, model)
     # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-        run = _run_callbacks(out, cfg, synthetic, real)
+        # Grids and checkpoints never fire inside fit(): _time_events times each once and spreads
+        # it over the run's interval, so whether the timed steps cross one does not decide the figure.
+        never = replace(cfg, out=out, sample_every=10**9, checkpoint_every=10**9, backup_dir=None)
+        run = run_callbacks(never, synthetic[:8], real[:8], extra=(_step_timer(),))
         ds = distribute_steps(
             data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
         )

@@ -11,6 +11,8 @@ import glob
 import os
 import shutil
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -19,6 +21,10 @@ from simgan_tf.data import to_gray_levels
 from simgan_tf.files import atomic_write
 from simgan_tf.plots import save_loss_curves, save_sample_grid
 from simgan_tf.simgan import DISCRIMINATOR_METRICS, REFINER_METRICS
+from simgan_tf.tensorboard import TensorBoardLog
+
+if TYPE_CHECKING:
+    from simgan_tf.config import Config
 
 COLUMNS = ("step", "phase", "elapsed_s", *REFINER_METRICS, *DISCRIMINATOR_METRICS)
 
@@ -253,3 +259,50 @@ def restore_run(backup: str, out: str) -> None:
     for name in BACKED_UP:
         if os.path.exists(os.path.join(backup, name)):
             _copy_atomic(os.path.join(backup, name), os.path.join(out, name))
+
+
+@dataclass
+class RunCallbacks:
+    """A training run's callbacks; `all` is fit()'s list, in the order they must run."""
+
+    guard: NanGuard
+    log: RunLog
+    grids: SampleGrids
+    monitor: FailureMonitor
+    checkpoints: Checkpoints
+    board: TensorBoardLog | None  # None with tensorboard off
+    extra: tuple = ()  # the caller's, after the run's own
+
+    @property
+    def all(self) -> list[keras.callbacks.Callback]:
+        # The guard flags a bad interval first, so grids and checkpoints skip it; TensorBoard
+        # follows the grids, whose newest PNG it logs.
+        own = [self.guard, self.log, self.grids, self.monitor, self.checkpoints]
+        return own + ([self.board] if self.board else []) + list(self.extra)
+
+
+def run_callbacks(
+    cfg: Config,
+    shown_synthetic: np.ndarray,
+    shown_real: np.ndarray,
+    start: int = 0,
+    resume: bool = False,
+    extra: tuple = (),
+) -> RunCallbacks:
+    """The callbacks of a run of `cfg` writing into cfg.out, from global step `start`.
+
+    train.Run trains with them; bench times fit() with the same list (at its own intervals).
+    """
+    guard = NanGuard()
+    grids = SampleGrids(cfg.out, shown_synthetic, shown_real, cfg.sample_every, guard)
+    checkpoints = Checkpoints(
+        cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, guard
+    )
+    board = (
+        TensorBoardLog(cfg.out, cfg.to_json(), grids.dir, start if resume else None)
+        if cfg.tensorboard
+        else None
+    )
+    grids.last = checkpoints.last = start - 1 if start else -1
+    log, monitor = RunLog(cfg.out, resume_step=start), FailureMonitor(cfg.out)
+    return RunCallbacks(guard, log, grids, monitor, checkpoints, board, extra)

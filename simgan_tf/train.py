@@ -462,40 +462,25 @@ class Run:
 
     def _set_up_callbacks(self, start: int, resume: bool, callbacks: tuple) -> None:
         """Pick the images the sample grids show, and make the run's callbacks, then `callbacks`."""
-        from simgan_tf.callbacks import Checkpoints, FailureMonitor, NanGuard, RunLog, SampleGrids
-        from simgan_tf.tensorboard import TensorBoardLog
+        from simgan_tf.callbacks import run_callbacks
 
-        cfg, model = self.cfg, self.model
+        cfg = self.cfg
         self.rng = rng = np.random.default_rng(cfg.seed)
         shown = min(N_SAMPLES, len(self.synthetic), len(self.real))  # a tiny set shows all it has
         self.shown_synthetic = self.synthetic[rng.choice(len(self.synthetic), shown, replace=False)]
         self.shown_real = self.real[rng.choice(len(self.real), shown, replace=False)]
-        self.guard = NanGuard()
-        self.grids = SampleGrids(
-            cfg.out, self.shown_synthetic, self.shown_real, cfg.sample_every, self.guard
+        run = run_callbacks(cfg, self.shown_synthetic, self.shown_real, start, resume, callbacks)
+        self.guard, self.grids, self.checkpoints, self.board = (
+            run.guard,
+            run.grids,
+            run.checkpoints,
+            run.board,
         )
-        self.checkpoints = Checkpoints(
-            cfg.out, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.backup_dir, self.guard
-        )
-        self.board = (
-            TensorBoardLog(cfg.out, cfg.to_json(), self.grids.dir, start if resume else None)
-            if cfg.tensorboard
-            else None
-        )
-        # Order matters: the guard flags a bad interval first; grids and checkpoints then skip it.
-        self.callbacks = [
-            self.guard,
-            RunLog(cfg.out, resume_step=start),
-            self.grids,
-            FailureMonitor(cfg.out),
-            self.checkpoints,
-            # After the grids: TensorBoard logs the one they have just drawn.
-            *([self.board] if self.board else []),
-            *callbacks,
-        ]
+        self.callbacks = run.all
         for callback in self.callbacks:
-            callback.set_model(model)  # also used outside fit(), for the final grid and checkpoint
-        self.grids.last = self.checkpoints.last = start - 1 if start else -1
+            callback.set_model(
+                self.model
+            )  # also used outside fit(), for the final grid and checkpoint
 
     @property
     def step(self) -> int:
