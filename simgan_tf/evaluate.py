@@ -317,3 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     tables += [realism_table(report), f"report: {os.path.join(out, 'report.md')}"]
     print("\n\n".join(t for t in tables if t))
     return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,5 @@
-"""Installing simgan_tf: the notebooks' Colab cell. (The wheel itself: .ci/check-wheel, run by CI.)
+"""Installing and starting simgan_tf: every `python -m` entry point, the notebooks' Colab cell. (The
+wheel itself: .ci/check-wheel, run by CI.)
 
 The first code cell of every notebook installs the package on Colab from $SIMGAN_REPO_URL, else from
 an uploaded wheel, else stops with one line saying how; it never tries a placeholder address, and
@@ -80,3 +81,23 @@ def test_colab_cell_installs_from_the_repo_url_else_a_wheel_else_stops(path, tmp
 def test_setup_cell_installs_nothing_off_colab(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SIMGAN_REPO_URL", "https://example.org/me/simgan_tf.git")
     assert _run_cell(path, tmp_path, monkeypatch, colab=False) == []
+
+
+ENTRY_POINTS = ("train", "refine", "evaluate", "simulate", "data", "bench")
+
+
+def test_every_entry_point_runs_as_a_module():
+    # A module without its `__main__` guard exits 0 and prints nothing: the README's commands
+    # would silently do no work. Started together: each pays TensorFlow's import.
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", f"simgan_tf.{name}", "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for name in ENTRY_POINTS
+    }
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and out.startswith("usage: "), (name, out[-500:])
