@@ -179,7 +179,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, default=20, help="timed training steps (default 20)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="jit_compile")
-    p.add_argument("--mixed-precision", action="store_true", default=None, help="half compute")
+    p.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="half compute (default: as training chooses on this machine)",
+    )
     p.add_argument(
         "--mixed-precision-dtype",
         choices=("bfloat16", "float16"),
@@ -237,6 +242,22 @@ def _fixed_batches(cfg, model):
     )
 
 
+def _adversarial_model(cfg: Config) -> tuple[SimGAN, Iterator]:
+    """The compiled model of cfg in its adversarial phase, and its fixed step batches."""
+    from simgan_tf.train import build_model
+
+    model = build_model(cfg)
+    model.set_phase("adversarial")
+    return model, _fixed_batches(cfg, model)
+
+
+def _bare_step(model: SimGAN, batches: Iterator) -> Callable[[], float]:
+    """One bare compiled step per call (traced now); the float it returns waits for the step."""
+    model.make_train_function()
+    step = model.train_function
+    return lambda: float(step(batches)["r_l1"])
+
+
 def _time_steps(run_step, steps: int) -> float:
     """Seconds per step after two warm-up steps (tracing and compilation excluded)."""
     for _ in range(2):
@@ -281,17 +302,10 @@ def run_flops(model, preset: str) -> int:
     _model_options,
 )
 def bench_train_step(args: argparse.Namespace) -> list[Figure]:
-
-    from simgan_tf.train import build_model
-
     cfg = _bench_config(args)
-    model = build_model(cfg)
-    model.set_phase("adversarial")
+    model, batches = _adversarial_model(cfg)
     b, g = cfg.batch_size, cfg.kg + cfg.kd
-    it = _fixed_batches(cfg, model)
-    model.make_train_function()
-    step = model.train_function
-    dt = _time_steps(lambda: float(step(it)["r_l1"]), args.steps)
+    dt = _time_steps(_bare_step(model, batches), args.steps)
     refined = b * g  # every update refines a batch: K_g for the refiner, K_d for the discriminator
     flops, whole_run = b * step_flops(model, cfg.kg, cfg.kd), run_flops(model, cfg.preset)
     return [
@@ -359,11 +373,10 @@ def _time_fit_and_bare(
         return (timer.end - timer.begin) / (max(1, steps // per_epoch) * per_epoch)
 
     model.fit(ds, epochs=1, steps_per_epoch=2, callbacks=run.all, verbose=0, shuffle=False)
-    model.make_train_function()
-    bare_step = model.train_function
+    bare_step = _bare_step(model, bare_it)  # fit() left its own train function: trace the bare one
 
     def bare() -> float:
-        return _time_steps(lambda: float(bare_step(bare_it)["r_l1"]), steps)
+        return _time_steps(bare_step, steps)
 
     # Interleaved and the best of two each, so that a burst of load elsewhere hits both alike.
     bare_s, fit_s = min(bare(), bare()), 1e9
@@ -393,6 +406,40 @@ def _time_events(cfg: Config, run: RunCallbacks, fit_s: float) -> dict[str, floa
 
 
 @register(
+    "vs-torch",
+    "the bare compiled step against the same networks, losses and updates in a plain PyTorch "
+    "float32 loop (needs torch), alternated in one process",
+)
+def bench_vs_torch(args: argparse.Namespace) -> list[Figure]:
+    from simgan_tf.bench_torch import time_torch_step
+    from simgan_tf.distribute import resolve_speed
+
+    cfg = _bench_config(args)
+    torch_s = time_torch_step(cfg, 1, warmup=1)  # fails first, in one line, if torch is missing
+    keras_step = _bare_step(*_adversarial_model(cfg))
+    keras_s = _time_steps(keras_step, 1)
+    # Alternated, best of two each: a burst of load elsewhere hits both alike.
+    for _ in range(2):
+        keras_s = min(keras_s, _time_steps(keras_step, args.steps))
+        torch_s = min(torch_s, time_torch_step(cfg, args.steps))
+    speed = resolve_speed(cfg)
+    half = speed["mixed_precision_dtype"] if speed["mixed_precision"] else "float32"
+    import torch
+
+    setting = f"batch {cfg.batch_size}, K_g {cfg.kg}, K_d {cfg.kd}, {cfg.preset} networks"
+    return [
+        Figure("keras_step_ms", keras_s * 1000, "ms/step", f"{setting}, {half}"),
+        Figure(
+            "torch_step_ms",
+            torch_s * 1000,
+            "ms/step",
+            f"PyTorch {torch.__version__}, float32, {torch.get_num_threads()} threads",
+        ),
+        Figure("speedup_over_torch", torch_s / keras_s, "x", "PyTorch's time / Keras's"),
+    ]
+
+
+@register(
     "fit",
     "the same step through fit() with a training run's callbacks and input pipeline, against the "
     "bare step in the same process",
@@ -400,15 +447,12 @@ def _time_events(cfg: Config, run: RunCallbacks, fit_s: float) -> dict[str, floa
 def bench_fit(args: argparse.Namespace) -> list[Figure]:
     from simgan_tf.callbacks import run_callbacks
     from simgan_tf.distribute import distribute_steps
-    from simgan_tf.train import build_model
 
     cfg = _bench_config(args)
-    model = build_model(cfg)
-    model.set_phase("adversarial")
+    model, bare_it = _adversarial_model(cfg)
     b, g, steps = cfg.batch_size, cfg.kg + cfg.kd, args.steps
     per_epoch = min(cfg.log_every, steps)  # a run's epoch is one log interval
     synthetic, real = _random_eyes(max(4 * b * g, 2000), 0), _random_eyes(max(4 * b, 2000), 1)
-    bare_it = _fixed_batches(cfg, model)
     # The run's warnings (FailureMonitor prints them) go to stderr: stdout stays one JSON object.
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
         # Grids and checkpoints never fire inside fit(): _time_events times each once and spreads

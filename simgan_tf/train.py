@@ -255,9 +255,11 @@ def build_model(cfg: Config, strategy=None):
     strategy = strategy or make_strategy(cfg.strategy)
     check_batch(cfg.batch_size, strategy.num_replicas_in_sync)
     speed = resolve_speed(cfg)
-    # Logits and losses stay float32. The policy is global: set it either way, so that a model
-    # built after a mixed one is float32 again.
+    # Logits and losses stay float32. The policy is global, and only layers made now need it: it is
+    # put back afterwards, so that a gaze estimator built next (in a notebook, after training)
+    # computes in float32 as the evaluate command's does.
     half = speed["mixed_precision_dtype"] if speed["mixed_precision"] else None
+    previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(f"mixed_{half}" if half else "float32")
 
     def optimizer(rate: float):
@@ -276,6 +278,7 @@ def build_model(cfg: Config, strategy=None):
             lambda_reg=cfg.lambda_reg,
             jit_compile=speed["jit_compile"],
         )
+    keras.mixed_precision.set_global_policy(previous)
     return model
 
 
@@ -383,9 +386,16 @@ class Run:
 
     def _check_devices_and_out(self, overwrite: bool, resume: bool) -> None:
         """The strategy, the run directory and --backup-dir: what can fail fails before any work."""
-        from simgan_tf.distribute import check_batch, make_strategy
+        from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
 
-        cfg = self.cfg
+        # The half type changes what a run computes: config.json records the one this machine
+        # chose, and a resumed run keeps it wherever it resumes.
+        speed = resolve_speed(self.cfg)
+        self.cfg = cfg = replace(
+            self.cfg,
+            mixed_precision=speed["mixed_precision"],
+            mixed_precision_dtype=speed["mixed_precision_dtype"],
+        ).validate()
         # Before anything is written: a missing TPU or a batch the replicas cannot share fails first.
         self.strategy = make_strategy(cfg.strategy)
         check_batch(cfg.batch_size, self.strategy.num_replicas_in_sync)
@@ -406,7 +416,7 @@ class Run:
 
         cfg, replicas = self.cfg, self.strategy.num_replicas_in_sync
         print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
-        # config.json keeps None ("decide from the hardware"); this line says what was decided here.
+        # config.json keeps XLA's None ("decide from the hardware"); this line says what was decided.
         self.devices = {"strategy": cfg.strategy, "replicas": replicas, **resolve_speed(cfg)}
         print(
             f"devices: {cfg.strategy} strategy, {replicas} replica(s) of batch "

@@ -23,7 +23,9 @@ def _blobs(n: int, seed: int, offset: float) -> np.ndarray:
 
 def _model(**overrides):
     keras.utils.set_random_seed(0)
-    cfg = make_config("smoke", **{"batch_size": 16, "buffer_size": 64, **overrides})
+    # float32 pinned: these tests compare the step with float32 arithmetic of their own.
+    settings = {"batch_size": 16, "buffer_size": 64, "mixed_precision": False, **overrides}
+    cfg = make_config("smoke", **settings)
     return cfg, build_model(cfg)
 
 
@@ -160,7 +162,16 @@ def _sgd_step(net, loss_fn, rate: float) -> None:
 def test_paper_learning_rate_is_the_papers_sgd_step_on_our_mean_losses():
     keras.utils.set_random_seed(0)
     small = dict(refiner_filters=4, refiner_blocks=1, discriminator_filters=(4, 4, 4, 4))
-    cfg = make_config("paper", batch_size=4, buffer_size=4, kg=1, kd=1, lambda_reg=0.5, **small)
+    cfg = make_config(
+        "paper",
+        batch_size=4,
+        buffer_size=4,
+        kg=1,
+        kd=1,
+        lambda_reg=0.5,
+        mixed_precision=False,
+        **small,
+    )
     model = build_model(cfg)
     refiner, disc = (keras.models.clone_model(n) for n in (model.refiner, model.discriminator))
     refiner.set_weights(model.refiner.get_weights())

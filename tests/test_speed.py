@@ -6,6 +6,7 @@ runs here on the CPU, which executes bfloat16 and XLA too, only not faster.
 
 import json
 import math
+import sys
 
 import keras
 import numpy as np
@@ -169,6 +170,29 @@ def test_gpu_defaults_give_way_to_strategy_determinism_and_flags(monkeypatch):
         make_config("smoke", mixed_precision_dtype="float8")
 
 
+def test_native_bfloat16_is_read_off_the_cpu_flags(tmp_path):
+    from simgan_tf.distribute import native_bf16_cpu
+
+    def cpu(flags: str) -> str:
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
+        return str(path)
+
+    assert native_bf16_cpu(cpu("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni"))
+    assert native_bf16_cpu(cpu("fpu avx2 amx_tile amx_bf16"))
+    # AVX-512 alone, or a flag that merely contains the name, emulates bfloat16: not native.
+    assert not native_bf16_cpu(cpu("fpu avx2 avx512f avx512_vnni xavx512_bf16"))
+    assert not native_bf16_cpu(str(tmp_path / "missing"))  # not Linux
+
+
+def test_a_mixed_model_leaves_the_global_policy_as_it_was():
+    _, model = _model(mixed_precision=True, jit_compile=False)
+    assert model.refiner.layers[1].compute_dtype == "bfloat16"
+    # What is built next (a notebook's gaze estimator, after training) computes in float32.
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert keras.layers.Dense(2).compute_dtype == "float32"
+
+
 BENCHMARKS = ("train-step", "fit", "refine", "refine-file", "simulator")
 
 
@@ -204,3 +228,33 @@ def test_speed_benchmarks_report_finite_figures(capsys):
     assert figures["train-step"]["train_refined_per_s"] > 0
     assert figures["refine"]["refine_images_per_s"] > 0
     assert figures["refine-file"]["refine_file_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_the_pytorch_yardstick_has_the_keras_networks(preset):
+    # bench vs-torch compares speeds: a network that drifted from models.py would make it unfair.
+    torch = pytest.importorskip("torch")
+    from simgan_tf.bench_torch import TorchSimGAN
+
+    cfg = make_config(preset, batch_size=4, buffer_size=8)
+    model, yardstick = build_model(cfg), TorchSimGAN(cfg)
+    for keras_net, torch_net in [
+        (model.refiner, yardstick.refiner),
+        (model.discriminator, yardstick.discriminator),
+    ]:
+        assert sum(p.numel() for p in torch_net.parameters()) == keras_net.count_params()
+        out = torch_net(torch.zeros(1, 1, *cfg.image_shape[:2]))
+        assert tuple(out.shape[2:]) == keras_net.output_shape[1:3]
+    g = cfg.kg + cfg.kd
+    synthetic = torch.rand((g, 4, 1, *cfg.image_shape[:2])) * 2 - 1
+    losses = [yardstick.step(synthetic, synthetic[:1] * 0 + 0.5) for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses) and yardstick.count == 6  # 3 pushes of 2
+
+
+def test_the_pytorch_yardstick_without_torch_says_how_to_get_it(monkeypatch):
+    from simgan_tf import bench_torch
+    from simgan_tf.errors import SimGANError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(SimGANError, match="pip install torch"):
+        bench_torch.TorchSimGAN(make_config("smoke"))

@@ -13,6 +13,7 @@ from simgan_tf import photometry
 from simgan_tf.callbacks import FailureMonitor
 from simgan_tf.config import make_config
 from simgan_tf.data import load_eyes, save_eyes
+from simgan_tf.distribute import speed_defaults
 from simgan_tf.refine import load_refiner
 from simgan_tf.train import Run, main, phase_dataset, resume_config
 
@@ -59,6 +60,14 @@ def test_cli_smoke_run_writes_every_output(pair, tmp_path):
     assert config["preset"] == "smoke" and config["synthetic"] == str(pair[0])
     # The pair's real images are not equalised: auto resolved to a histogram-matching table.
     assert config["input_norm"] == "match" and len(config["input_lut"]) == 256
+    # The half type this machine chose is recorded (a resumed run keeps it), and printed.
+    chosen = speed_defaults()
+    half = chosen["mixed_precision_dtype"]
+    assert (config["mixed_precision"], config["mixed_precision_dtype"]) == (
+        chosen["mixed_precision"],
+        half,
+    )
+    assert f"mixed precision {half if chosen['mixed_precision'] else 'off'}" in proc.stdout
     rows = _rows(out)
     assert [r["phase"] for r in rows] == [
         "pretrain_refiner",
