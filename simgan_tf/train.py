@@ -249,8 +249,6 @@ def build_model(cfg: Config, strategy=None):
     import keras
 
     from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
-    from simgan_tf.models import build_discriminator, build_refiner
-    from simgan_tf.simgan import SimGAN
 
     strategy = strategy or make_strategy(cfg.strategy)
     check_batch(cfg.batch_size, strategy.num_replicas_in_sync)
@@ -261,6 +259,18 @@ def build_model(cfg: Config, strategy=None):
     half = speed["mixed_precision_dtype"] if speed["mixed_precision"] else None
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(f"mixed_{half}" if half else "float32")
+    try:
+        return _compiled_model(cfg, strategy, half, speed["jit_compile"])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _compiled_model(cfg: Config, strategy, half: str | None, jit_compile: bool):
+    """build_model's networks, buffer and optimizers, made under the policy it has set."""
+    import keras
+
+    from simgan_tf.models import build_discriminator, build_refiner
+    from simgan_tf.simgan import SimGAN
 
     def optimizer(rate: float):
         opt = (keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD)(rate)
@@ -276,9 +286,8 @@ def build_model(cfg: Config, strategy=None):
             optimizer(cfg.learning_rate),
             optimizer(cfg.discriminator_learning_rate or cfg.learning_rate),
             lambda_reg=cfg.lambda_reg,
-            jit_compile=speed["jit_compile"],
+            jit_compile=jit_compile,
         )
-    keras.mixed_precision.set_global_policy(previous)
     return model
 
 
@@ -480,17 +489,12 @@ class Run:
         self.shown_synthetic = self.synthetic[rng.choice(len(self.synthetic), shown, replace=False)]
         self.shown_real = self.real[rng.choice(len(self.real), shown, replace=False)]
         run = run_callbacks(cfg, self.shown_synthetic, self.shown_real, start, resume, callbacks)
-        self.guard, self.grids, self.checkpoints, self.board = (
-            run.guard,
-            run.grids,
-            run.checkpoints,
-            run.board,
-        )
+        self.guard, self.grids = run.guard, run.grids
+        self.checkpoints, self.board = run.checkpoints, run.board
         self.callbacks = run.all
         for callback in self.callbacks:
-            callback.set_model(
-                self.model
-            )  # also used outside fit(), for the final grid and checkpoint
+            # Also used outside fit(), for the final grid and checkpoint.
+            callback.set_model(self.model)
 
     @property
     def step(self) -> int:
