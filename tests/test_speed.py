@@ -193,6 +193,18 @@ def test_a_mixed_model_leaves_the_global_policy_as_it_was():
     assert keras.layers.Dense(2).compute_dtype == "float32"
 
 
+def test_a_failed_mixed_build_leaves_the_global_policy_as_it_was(monkeypatch):
+    from simgan_tf import models
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of memory while building")
+
+    monkeypatch.setattr(models, "build_refiner", broken)
+    with pytest.raises(MemoryError):
+        _model(mixed_precision=True, jit_compile=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 BENCHMARKS = ("train-step", "fit", "refine", "refine-file", "simulator")
 
 
