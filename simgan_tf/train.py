@@ -621,6 +621,15 @@ def resume_config(out: str, backup_dir: str | None, overrides: dict) -> Config:
     values = read_json(saved)
     # Runs made before input normalisation existed trained on raw images: keep them on those.
     values.setdefault("input_norm", "none")
+    if values.get("mixed_precision") is None:
+        # Saved before config.json recorded the precision, when null meant bfloat16 on a GPU of
+        # compute capability 8.0 or newer and float32 on every CPU: it resumes in what it began in.
+        import tensorflow as tf
+
+        from simgan_tf.distribute import speed_defaults
+
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        values["mixed_precision"] = gpu and speed_defaults()["mixed_precision"]
     # The run may have moved (or come back from a backup): it lives where it is now.
     cfg = Config.from_dict({**values, "out": out})
     changed = sorted(

@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from simgan_tf import photometry
 from simgan_tf.callbacks import FailureMonitor
@@ -234,6 +235,10 @@ def test_a_resumed_run_keeps_its_saved_normalisation(pair, tmp_path):
     run = Run(resume_config(str(out), None, {}), resume=True, verbose=0)
     assert run.cfg.input_norm == "none"
     np.testing.assert_array_equal(run.synthetic, synthetic)
+    # Nor did its config.json record the precision: a CPU run of then was float32, and stays so.
+    (out / "config.json").write_text(json.dumps({**old, "mixed_precision": None}))
+    if not tf.config.list_physical_devices("GPU"):
+        assert resume_config(str(out), None, {}).mixed_precision is False
 
 
 @pytest.mark.parametrize(
