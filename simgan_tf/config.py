@@ -12,6 +12,7 @@ from simgan_tf.errors import SimGANError
 _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
 # tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+DISCRIMINATOR_NORMS = ("none", "spectral")
 # simulator.PROFILES' names, listed here so that reading a config needs no simulator (a test checks).
 SCENE_PROFILES = ("uniform", "columbia", "mpiigaze")
 # The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
@@ -75,6 +76,9 @@ class Config:
     # The discriminator's own rate (None: learning_rate). A faster discriminator is one way to keep
     # it from being outrun by K_g refiner updates per step (two time-scale updates, Heusel et al.).
     discriminator_learning_rate: float | None = None
+    # "spectral": every discriminator convolution spectrally normalised (Miyato et al. 2018), which
+    # bounds how fast the discriminator can change; "none": the paper's plain convolutions.
+    discriminator_norm: str = "none"
     # Output cadence, in steps.
     log_every: int = 100
     sample_every: int = 1_000
@@ -166,6 +170,16 @@ class Config:
             ),
             (self.lambda_reg >= 0, f"--lambda-reg must be >= 0, got {self.lambda_reg}"),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (
+                self.discriminator_norm in DISCRIMINATOR_NORMS,
+                f"--discriminator-norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
+                f"got {self.discriminator_norm!r}",
+            ),
+            (
+                # Its power-iteration vector is a variable written in the replica's step.
+                self.discriminator_norm == "none" or self.strategy == "default",
+                "--discriminator-norm spectral works with --strategy default only",
+            ),
             (
                 self.discriminator_learning_rate is None or self.discriminator_learning_rate > 0,
                 f"--discriminator-learning-rate must be > 0, got {self.discriminator_learning_rate}",

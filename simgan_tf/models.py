@@ -61,20 +61,32 @@ def build_discriminator(
     input_shape: tuple[int, int, int] = (35, 55, 1),
     filters: tuple[int, int, int, int] = (96, 64, 32, 32),
     name: str = "discriminator",
+    spectral_norm: bool = False,
 ) -> keras.Model:
     """Fully convolutional; outputs an (h, w, 1) map of per-patch logits (9 x 14 for 35 x 55).
 
     One sigmoid logit per patch is the paper's 2-way softmax per patch. ReLUs sit between every pair
     of convolutions (a linear discriminator was one port's bug); the logits themselves stay linear.
+    `spectral_norm` wraps every convolution in keras.layers.SpectralNormalization (one power
+    iteration per training call), which keeps each layer's largest singular value near 1.
     """
+
+    def conv(f, k, label, **kwargs):
+        layer = layers.Conv2D(f, k, name=label, **kwargs)
+        if not spectral_norm:
+            return layer
+        # The wrapper casts to its own compute dtype: the logits' float32 must be its too.
+        dtype = {"dtype": kwargs["dtype"]} if "dtype" in kwargs else {}
+        return layers.SpectralNormalization(layer, name=f"{label}_sn", **dtype)
+
     f1, f2, f3, f4 = filters
     x_in = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu", name="conv1")(x_in)
-    x = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = conv(f1, 3, "conv1", strides=2, padding="same", activation="relu")(x_in)
+    x = conv(f2, 3, "conv2", strides=2, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(3, strides=1, padding="same", name="pool")(x)
-    x = layers.Conv2D(f3, 3, padding="same", activation="relu", name="conv3")(x)
-    x = layers.Conv2D(f4, 1, activation="relu", name="conv4")(x)
-    logits = layers.Conv2D(1, 1, dtype="float32", name="patch_logits")(x)
+    x = conv(f3, 3, "conv3", padding="same", activation="relu")(x)
+    x = conv(f4, 1, "conv4", activation="relu")(x)
+    logits = conv(1, 1, "patch_logits", dtype="float32")(x)
     return keras.Model(x_in, logits, name=name)
 
 
@@ -112,6 +124,7 @@ def receptive_field(model: keras.Model) -> int:
     """Receptive field (pixels, one axis) of a plain chain of conv / pool layers, read off the model."""
     rf, jump = 1, 1
     for layer in model.layers:
+        layer = getattr(layer, "layer", layer)  # inside a SpectralNormalization wrapper
         kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
         if kernel is None:
             continue
@@ -129,9 +142,10 @@ def forward_flops(model: keras.Model) -> int:
     """
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        inner = getattr(layer, "layer", layer)  # inside a SpectralNormalization wrapper
+        if isinstance(inner, layers.Conv2D):
             _, h, w, _ = layer.output.shape
-            total += 2 * h * w * math.prod(layer.kernel.shape)
-        elif isinstance(layer, layers.Dense):
-            total += 2 * math.prod(layer.kernel.shape)
+            total += 2 * h * w * math.prod(inner.kernel.shape)
+        elif isinstance(inner, layers.Dense):
+            total += 2 * math.prod(inner.kernel.shape)
     return total

@@ -16,7 +16,14 @@ from dataclasses import fields, replace
 import numpy as np
 
 from simgan_tf import photometry
-from simgan_tf.config import PRESETS, SCENE_PROFILES, STRATEGIES, Config, make_config
+from simgan_tf.config import (
+    DISCRIMINATOR_NORMS,
+    PRESETS,
+    SCENE_PROFILES,
+    STRATEGIES,
+    Config,
+    make_config,
+)
 from simgan_tf.data import load_eyes, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.files import atomic_write, read_json, write_text
@@ -106,6 +113,11 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
         "--discriminator-learning-rate",
         type=float,
         help="the discriminator's own learning rate (default: --learning-rate)",
+    )
+    g.add_argument(
+        "--discriminator-norm",
+        choices=DISCRIMINATOR_NORMS,
+        help="spectral: spectrally normalised discriminator convolutions (default: none)",
     )
     g.add_argument("--seed", type=int)
 
@@ -280,7 +292,11 @@ def _compiled_model(cfg: Config, strategy, half: str | None, jit_compile: bool):
 
     with strategy.scope():
         refiner = build_refiner(cfg.image_shape, cfg.refiner_filters, cfg.refiner_blocks)
-        discriminator = build_discriminator(cfg.image_shape, cfg.discriminator_filters)
+        discriminator = build_discriminator(
+            cfg.image_shape,
+            cfg.discriminator_filters,
+            spectral_norm=cfg.discriminator_norm == "spectral",
+        )
         model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
         model.compile(
             optimizer(cfg.learning_rate),
