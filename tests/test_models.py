@@ -78,3 +78,34 @@ def test_refiner_receptive_field(blocks, expected):
     assert _empirical_receptive_field(refiner) <= expected
     # Random weights can zero some paths through ReLUs, but never widen the field.
     assert _empirical_receptive_field(refiner) >= expected - 4
+
+
+def test_spectral_discriminator_keeps_each_layers_largest_singular_value_near_one():
+    plain = build_discriminator((35, 55, 1), (16, 8, 8, 8))
+    spectral = build_discriminator((35, 55, 1), (16, 8, 8, 8), spectral_norm=True)
+    # Same network, same map and receptive field: only the weights' scale is constrained.
+    assert spectral.output_shape == plain.output_shape
+    assert receptive_field(spectral) == receptive_field(plain)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 35, 55, 1)).astype("float32")
+    for _ in range(10):  # one power iteration per training call
+        spectral(x, training=True)
+    wrapped = [layer.layer for layer in spectral.layers if hasattr(layer, "layer")]
+    assert len(wrapped) == 5  # every convolution, the logits' included
+    for conv in wrapped:
+        kernel = conv.kernel.numpy().reshape(-1, conv.kernel.shape[-1])
+        assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, abs=0.05), conv.name
+    # Plain convolutions start wherever Glorot puts them.
+    kernel = plain.get_layer("conv1").kernel.numpy().reshape(-1, 16)
+    assert abs(np.linalg.svd(kernel, compute_uv=False)[0] - 1) > 0.05
+
+
+def test_discriminator_norm_is_checked():
+    from simgan_tf.config import make_config
+    from simgan_tf.errors import SimGANError
+
+    with pytest.raises(SimGANError, match="--discriminator-norm must be one of none, spectral"):
+        make_config("smoke", discriminator_norm="batch")
+    with pytest.raises(
+        SimGANError, match="--discriminator-norm spectral works with --strategy default"
+    ):
+        make_config("smoke", discriminator_norm="spectral", strategy="mirrored")

@@ -275,3 +275,13 @@ def test_scene_profile_reaches_the_built_in_data(tmp_path):
     np.testing.assert_array_equal(columbia[0], expected)
     assert not np.array_equal(uniform[0], columbia[0])
     assert "columbia" in columbia[2]["synthetic"]
+
+
+def test_a_spectral_discriminator_trains_saves_and_loads(pair, tmp_path):
+    out = tmp_path / "sn"
+    _run(pair, out, "--discriminator-norm", "spectral")
+    assert json.loads((out / "config.json").read_text())["discriminator_norm"] == "spectral"
+    discriminator = keras.models.load_model(out / "discriminator.keras")
+    wrapped = [layer for layer in discriminator.layers if hasattr(layer, "layer")]
+    assert [layer.name for layer in wrapped][-1] == "patch_logits_sn"
+    assert all(np.isfinite(float(r["d_loss_real"])) for r in _rows(out)[2:])
