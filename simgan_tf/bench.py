@@ -34,6 +34,7 @@ from simgan_tf.config import STRATEGIES, Config
 from simgan_tf.errors import SimGANError, cli
 
 if TYPE_CHECKING:  # TensorFlow is imported by the benchmarks that use it, not by --list
+    import keras
     import tensorflow as tf
 
     from simgan_tf.callbacks import RunCallbacks
@@ -351,15 +352,15 @@ def _time_fit_and_bare(
     model: SimGAN,
     ds: tf.data.Dataset | tf.distribute.DistributedDataset,
     run: RunCallbacks,
+    timer: keras.callbacks.Callback,
     bare_it: Iterator,
     steps: int,
     per_epoch: int,
 ) -> tuple[float, float]:
     """(seconds a step through fit() with the run's callbacks, seconds a bare compiled step).
 
-    `run.extra` holds the step timer, last, so that it reads the time after every callback.
+    `timer` is in `run.extra`, after the run's own callbacks, so it reads the time after them.
     """
-    timer = run.extra[-1]
 
     def fit() -> float:
         model.fit(
@@ -458,11 +459,12 @@ def bench_fit(args: argparse.Namespace) -> list[Figure]:
         # Grids and checkpoints never fire inside fit(): _time_events times each once and spreads
         # it over the run's interval, so whether the timed steps cross one does not decide the figure.
         never = replace(cfg, out=out, sample_every=10**9, checkpoint_every=10**9, backup_dir=None)
-        run = run_callbacks(never, synthetic[:8], real[:8], extra=(_step_timer(),))
+        timer = _step_timer()
+        run = run_callbacks(never, synthetic[:8], real[:8], extra=(timer,))
         ds = distribute_steps(
             data.training_dataset(synthetic, real, b, g, cfg.kd, seed=0), model.distribute_strategy
         )
-        fit_s, bare_s = _time_fit_and_bare(model, ds, run, bare_it, steps, per_epoch)
+        fit_s, bare_s = _time_fit_and_bare(model, ds, run, timer, bare_it, steps, per_epoch)
         events = _time_events(cfg, run, fit_s)
     events_s = sum(events.values())
     overhead = (fit_s + events_s) / bare_s - 1
