@@ -186,9 +186,27 @@ def summarise_errors(errors: np.ndarray) -> dict:
     }
 
 
+def pitch_yaw_errors_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(N, 2) signed pitch and yaw errors, predicted minus true, in degrees (yaw wrapped to +-180).
+
+    The angular error says how far off an estimator is; these say which way: a bias that grows with
+    the head pose means the estimator does not see the head's turn in the image.
+    """
+    from simgan_tf.simulator import look_vec_to_pitch_yaw
+
+    diff = np.degrees(look_vec_to_pitch_yaw(pred).astype(np.float64) - look_vec_to_pitch_yaw(true))
+    diff[:, 1] = (diff[:, 1] + 180.0) % 360.0 - 180.0
+    return diff
+
+
 def evaluate_estimator(model: keras.Model, images: np.ndarray, look_vec: np.ndarray) -> dict:
-    """The paper's metric on a labelled set: mean angular error and share within 7 degrees."""
-    return summarise_errors(angular_error_deg(predict_gaze(model, images), look_vec))
+    """The paper's metric on a labelled set: mean angular error and share within 7 degrees, with
+    the per-image errors and signed pitch and yaw errors (`pitch_yaw_errors`, see
+    pitch_yaw_errors_deg)."""
+    pred = predict_gaze(model, images)
+    out = summarise_errors(angular_error_deg(pred, look_vec))
+    out["pitch_yaw_errors"] = pitch_yaw_errors_deg(pred, look_vec)
+    return out
 
 
 @keras.saving.register_keras_serializable(package="simgan_tf")

@@ -411,6 +411,39 @@ def test_errors_by_pose_by_hand():
     assert table["0"] == {"n": 2, "mean_deg": 4.5, "within_7deg": 1.0}
     assert table["15"] == {"n": 1, "mean_deg": 6.0, "within_7deg": 0.5}
     assert table["abs_le_15"] == {"n": 3, "mean_deg": 5.0, "within_7deg": 5 / 6}
+    # With signed errors (pitch, yaw) per image and seed: each pose's mean, over both seeds.
+    signed = np.array([[1.0, -4], [0, 2], [0, 4], [2, 8], [3, -2], [0, 0], [0, 0], [4, 0]])
+    table = errors_by_pose(errors, np.float32([-30, 0, 0, 15]), signed)
+    assert (table["-30"]["pitch_bias_deg"], table["-30"]["yaw_bias_deg"]) == (2.0, -3.0)
+    assert (table["0"]["pitch_bias_deg"], table["0"]["yaw_bias_deg"]) == (0.0, 1.5)
+    assert (table["15"]["pitch_bias_deg"], table["15"]["yaw_bias_deg"]) == (3.0, 4.0)
+
+
+def test_pose_blindness_by_hand():
+    from simgan_tf.evaluation.arms import pose_blindness
+
+    pose = np.float32([-30, -15, 0, 15, 30])
+    head_gaze = np.float32([5, -5, 10, 0, -10])  # yaw relative to the head
+    true_yaw = head_gaze - pose
+
+    def blindness(pred_yaw):
+        return pose_blindness(np.stack([np.zeros(5), pred_yaw - true_yaw], axis=1), pose)
+
+    # Sees the turn: no slope. Reads the gaze relative to the head only: slope 1. Half of it: 0.5.
+    assert abs(blindness(true_yaw)) < 1e-9
+    assert abs(blindness(head_gaze) - 1.0) < 1e-9
+    assert abs(blindness(head_gaze - 0.5 * pose) - 0.5) < 1e-9
+    assert pose_blindness(np.zeros((5, 2)), np.zeros(5)) is None
+
+
+def test_signed_pitch_and_yaw_errors():
+    from simgan_tf.gaze import pitch_yaw_errors_deg
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    true = pitch_yaw_to_look_vec(np.radians([[0.0, 179.0], [10.0, 0.0]]))
+    pred = pitch_yaw_to_look_vec(np.radians([[2.0, -179.0], [5.0, 20.0]]))
+    # Predicted minus true, and across the +-180 seam the short way round (+2, not -358).
+    np.testing.assert_allclose(pitch_yaw_errors_deg(pred, true), [[2, 2], [-5, 20]], atol=1e-4)
 
 
 def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
@@ -440,8 +473,11 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
         assert list(by_pose) == ["-30", "-15", "0", "15", "30", "abs_le_15"]
         assert sum(by_pose[p]["n"] for p in ("-30", "-15", "0", "15", "30")) == 128
         assert by_pose["abs_le_15"]["n"] == sum(by_pose[p]["n"] for p in ("-15", "0", "15"))
+        assert all(np.isfinite(row["yaw_bias_deg"]) for row in by_pose.values())
+        assert np.isfinite(report["gaze"][arm]["pose_blindness"])
     md = (out / "report.md").read_text()
     assert "### By head pose" in md and "| -15 to 15 | " in md
+    assert "Pose blindness" in md and "yaw bias" in md
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
 
 

@@ -33,8 +33,12 @@ def average_runs(results: list[dict], seed: int) -> dict:
     return out
 
 
-def errors_by_pose(errors: np.ndarray, pose: np.ndarray) -> dict[str, dict]:
-    """Mean error, share within 7 degrees and test images per head pose, and over |pose| <= 15.
+def errors_by_pose(
+    errors: np.ndarray, pose: np.ndarray, signed: np.ndarray | None = None
+) -> dict[str, dict]:
+    """Mean error, share within 7 degrees and test images per head pose, and over |pose| <= 15;
+    with `signed` (the (R * len(pose), 2) signed pitch and yaw errors), each pose's mean signed
+    pitch and yaw error too (`pitch_bias_deg`, `yaw_bias_deg`).
 
     `errors` holds one error per test image for each seed, seed after seed (R * len(pose) values).
     """
@@ -42,15 +46,35 @@ def errors_by_pose(errors: np.ndarray, pose: np.ndarray) -> dict[str, dict]:
     per_seed = np.asarray(errors).reshape(-1, len(pose))
     masks = {f"{p:g}": pose == p for p in np.unique(pose)}
     masks[NEAR_POSE_KEY] = np.abs(pose) <= POSE_NEAR_DEG
-    return {
-        name: {
+    table = {}
+    for name, mask in masks.items():
+        if not mask.any():
+            continue
+        row = {
             "n": int(mask.sum()),
             "mean_deg": float(per_seed[:, mask].mean()),
             "within_7deg": float(np.mean(per_seed[:, mask] <= 7.0)),
         }
-        for name, mask in masks.items()
-        if mask.any()
-    }
+        if signed is not None:
+            bias = np.asarray(signed).reshape(-1, len(pose), 2)[:, mask].mean(axis=(0, 1))
+            row.update(pitch_bias_deg=float(bias[0]), yaw_bias_deg=float(bias[1]))
+        table[name] = row
+    return table
+
+
+def pose_blindness(signed: np.ndarray, pose: np.ndarray) -> float | None:
+    """How much of the head pose the estimator misses: the slope of its yaw error on the pose.
+
+    Camera-frame yaw is the gaze's yaw relative to the head minus the head pose, so an estimator
+    that reads the head's turn from the image has no slope (0); one that reads only where the
+    pupil sits in the patch has a slope near the pupil's share of the turn it fails to see (up to
+    1: the pose entirely invisible). None where the test set has a single pose.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if np.ptp(pose) == 0:
+        return None
+    yaw = np.asarray(signed).reshape(-1, len(pose), 2)[:, :, 1]
+    return float(np.polyfit(np.tile(pose, len(yaw)), yaw.ravel(), 1)[0])
 
 
 def gaze_arms(
@@ -80,10 +104,18 @@ def gaze_arms(
                 f"within 7 deg {100 * results[-1]['within_7deg']:.1f}%"
             )
         errors[name] = np.concatenate([res.pop("errors") for res in results])
+        signed = np.concatenate([res.pop("pitch_yaw_errors") for res in results])
         gaze[name] = average_runs(results, s.seed)
-        gaze[name].update(n_train=len(images), seconds=round(time.time() - started, 1))
+        pitch_bias, yaw_bias = signed.mean(axis=0)
+        gaze[name].update(
+            n_train=len(images),
+            seconds=round(time.time() - started, 1),
+            pitch_bias_deg=float(pitch_bias),
+            yaw_bias_deg=float(yaw_bias),
+        )
         if target.test_pose is not None:
-            gaze[name]["by_pose"] = errors_by_pose(errors[name], target.test_pose)
+            gaze[name]["by_pose"] = errors_by_pose(errors[name], target.test_pose, signed)
+            gaze[name]["pose_blindness"] = pose_blindness(signed, target.test_pose)
     return gaze, errors, models
 
 

@@ -21,6 +21,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f}"
+
+
 def _deg(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
@@ -53,7 +57,7 @@ def pose_table(report: dict) -> str | None:
         return None
     lines = [
         "| head pose (deg) | test images | "
-        + " | ".join(f"{ARM_LABELS[a]}: mean (within 7)" for a in arms)
+        + " | ".join(f"{ARM_LABELS[a]}: mean (within 7; yaw bias)" for a in arms)
         + " |",
         "| --- | ---: |" + " ---: |" * len(arms),
     ]
@@ -63,7 +67,10 @@ def pose_table(report: dict) -> str | None:
         cells = [report["gaze"][a]["by_pose"][key] for a in arms]
         lines.append(
             f"| {label} | {row['n']} | "
-            + " | ".join(f"{_deg(c['mean_deg'])} ({_pct(c['within_7deg'])})" for c in cells)
+            + " | ".join(
+                f"{_deg(c['mean_deg'])} ({_pct(c['within_7deg'])}; {_signed(c.get('yaw_bias_deg'))})"
+                for c in cells
+            )
             + " |"
         )
     return "\n".join(lines)
@@ -254,12 +261,24 @@ def _gaze_section(report: dict) -> list[str]:
     if by_pose:
         parts += [
             "### By head pose",
-            f"Mean error (deg) and share within 7 degrees per head pose of the test images "
-            f"('{d['pose_key']}'); |pose| <= {POSE_NEAR_DEG:g} keeps the camera-frame gaze within "
-            "the simulator's range.",
+            f"Mean error (deg), share within 7 degrees and mean signed yaw error (predicted minus "
+            f"true, deg) per head pose of the test images ('{d['pose_key']}'); |pose| <= "
+            f"{POSE_NEAR_DEG:g} keeps the camera-frame gaze within the simulator's range.",
             by_pose,
         ]
+        parts += [text for text in [_blindness_text(report)] if text]
     return parts
+
+
+def _blindness_text(report: dict) -> str:
+    arms = {a: g.get("pose_blindness") for a, g in report["gaze"].items() if g}
+    shown = ", ".join(f"{ARM_LABELS[a]} {b:+.2f}" for a, b in arms.items() if b is not None)
+    if not shown:
+        return ""
+    return (
+        f"Pose blindness (the slope of the yaw error on the head pose; 0: the estimator sees the "
+        f"head's turn, 1: it does not see it at all): {shown}."
+    )
 
 
 def _drift_section(report: dict) -> list[str]:
