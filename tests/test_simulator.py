@@ -404,6 +404,29 @@ def test_ensure_simulated_writes_once_and_matches_render(tmp_path):
     assert os.stat(path).st_mtime_ns == stamp  # the cached file is reused, not rewritten
 
 
+def test_a_cache_from_another_simulator_is_simulated_again(tmp_path, capsys):
+    import h5py
+
+    path = simulator.ensure_simulated("synthetic", 20, 3, tmp_path, progress=False)
+    # As if an earlier simulator had drawn the first image differently: same name, other pixels.
+    with h5py.File(path, "r+") as f:
+        first = f["image"][sorted(f["image"])[0]]
+        first[...] = 255 - first[()]
+    stale = load_eyes(path, cache=False).images
+    assert not np.array_equal(stale, simulator.render(20, "synthetic", 3)[0])
+    assert simulator.ensure_simulated("synthetic", 20, 3, tmp_path, progress=False) == path
+    assert "another version of the simulator" in capsys.readouterr().err
+    np.testing.assert_array_equal(
+        load_eyes(path, cache=False).images, simulator.render(20, "synthetic", 3)[0]
+    )
+    # An unreadable file under the cache's name is replaced too.
+    path.write_bytes(b"not hdf5")
+    simulator.ensure_simulated("synthetic", 20, 3, tmp_path, progress=False)
+    np.testing.assert_array_equal(
+        load_eyes(path, cache=False).images, simulator.render(20, "synthetic", 3)[0]
+    )
+
+
 def test_cli_writes_refuses_overwrite_and_montage(tmp_path, capsys):
     out, png = tmp_path / "gaze.h5", tmp_path / "m.png"
     assert (

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from simgan_tf.errors import SimGANError
 from simgan_tf.simulator.profiles import DEFAULT_PROFILE
 from simgan_tf.simulator.rendering import _check, render
+
+# A cached file's first images are compared with a fresh render of them before it is reused.
+CHECK_IMAGES = 8
 
 
 def _profile_tag(profile: str) -> str:
@@ -44,10 +50,33 @@ def ensure_simulated(
         raise SimGANError(f"cannot simulate {n} images; need at least 1")
     path = default_path(domain, n, seed, data_dir, profile)
     if path.exists():
-        return path
+        if _is_current(path, domain, seed, profile):
+            return path
+        print(
+            f"{path}: made by another version of the simulator (or unreadable); simulating it again",
+            file=sys.stderr,
+        )
     images, look = render(n, domain, seed, profile, progress=progress)
     save_eyes(path, images, look, source_names(domain, n, seed, profile), overwrite=True)
     return path
+
+
+def _is_current(path: Path, domain: str, seed: int, profile: str) -> bool:
+    """Whether a cached file still holds what the simulator renders now (its first images): a file
+    written before a change to the simulator (a profile recalibrated, say) has the same name."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            node = f["image"]
+            if isinstance(node, h5py.Group):
+                cached = np.stack([node[k][()] for k in sorted(node)[:CHECK_IMAGES]])
+            else:
+                cached = np.asarray(node[:CHECK_IMAGES])
+    except (OSError, KeyError, ValueError):
+        return False
+    expected, _ = render(len(cached), domain, seed, profile)
+    return cached.shape == expected.shape and np.array_equal(cached, expected)
 
 
 def source_names(domain: str, n: int, seed: int, profile: str = DEFAULT_PROFILE) -> list[str]:
