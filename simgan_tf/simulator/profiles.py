@@ -127,12 +127,8 @@ PROFILES["columbia"] = SceneProfile(
         "lower_follow": (0.05, 0.05),
         "upper_bulge": (0.0, 0.0),
         "lower_bulge": (0.0, 0.0),
-        # A dim sclera: Columbia's is darker than the skin above the eye (gray levels 75 to 82
-        # against 105 at a straight gaze, half A); a bright one (0.75..1) taught a raw-trained
-        # estimator to read the gaze from the two patches of sclera beside the iris, a cue real
-        # eyes do not give (docs/RESULTS.md: pose blindness 0.56 -> 0.40). No dark skin past the
-        # corners (Columbia's is plain).
-        "sclera": (0.5, 0.75),
+        # Bright sclera on darker skin, and no dark skin past the corners (Columbia's is plain).
+        "sclera": (0.75, 1.0),
         "skin": (0.45, 0.8),
         "brow_dark": (0.0, 0.2),
         "bag_dark": (0.0, 0.2),
