@@ -46,6 +46,7 @@ def errors_by_pose(
     per_seed = np.asarray(errors).reshape(-1, len(pose))
     masks = {f"{p:g}": pose == p for p in np.unique(pose)}
     masks[NEAR_POSE_KEY] = np.abs(pose) <= POSE_NEAR_DEG
+    signed = None if signed is None else np.asarray(signed).reshape(-1, len(pose), 2)
     table = {}
     for name, mask in masks.items():
         if not mask.any():
@@ -56,7 +57,7 @@ def errors_by_pose(
             "within_7deg": float(np.mean(per_seed[:, mask] <= 7.0)),
         }
         if signed is not None:
-            bias = np.asarray(signed).reshape(-1, len(pose), 2)[:, mask].mean(axis=(0, 1))
+            bias = signed[:, mask].mean(axis=(0, 1))
             row.update(pitch_bias_deg=float(bias[0]), yaw_bias_deg=float(bias[1]))
         table[name] = row
     return table

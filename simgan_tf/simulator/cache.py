@@ -64,16 +64,12 @@ def ensure_simulated(
 def _is_current(path: Path, domain: str, seed: int, profile: str) -> bool:
     """Whether a cached file still holds what the simulator renders now (its first images): a file
     written before a change to the simulator (a profile recalibrated, say) has the same name."""
-    import h5py
+    from simgan_tf.data import load_eyes
 
     try:
-        with h5py.File(path, "r") as f:
-            node = f["image"]
-            if isinstance(node, h5py.Group):
-                cached = np.stack([node[k][()] for k in sorted(node)[:CHECK_IMAGES]])
-            else:
-                cached = np.asarray(node[:CHECK_IMAGES])
-    except (OSError, KeyError, ValueError):
+        # Through the data cache: training's own load_eyes of this file then reads the copy made here.
+        cached = load_eyes(path).images[:CHECK_IMAGES]
+    except SimGANError:
         return False
     expected, _ = render(len(cached), domain, seed, profile)
     return cached.shape == expected.shape and np.array_equal(cached, expected)
