@@ -21,13 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simgan_tf.errors import cli
+from simgan_tf import photometry
+from simgan_tf.errors import SimGANError, cli
 from simgan_tf.evaluation.arms import ARM_LABELS, errors_by_pose, gains, gaze_arms
 from simgan_tf.evaluation.drift import label_drift
 from simgan_tf.evaluation.figures import save_error_histogram, save_figures, save_montage
 from simgan_tf.evaluation.people import TargetSplit, real_sets, split_target
 from simgan_tf.evaluation.probes import realism_tests
 from simgan_tf.evaluation.report import (
+    blindness_text,
     gaze_table,
     goals,
     pose_table,
@@ -45,8 +47,10 @@ from simgan_tf.evaluation.run import (
     run_file,
 )
 from simgan_tf.evaluation.sets import Synthetic, Target, real_data, synthetic_data, target_data
+from simgan_tf.evaluation.simulator_alone import SIMULATOR_ARMS, evaluate_simulator
 from simgan_tf.files import write_text
 from simgan_tf.refine import refine_array
+from simgan_tf.simulator import PROFILES
 from simgan_tf.stats import fixed_pattern
 
 # The public names of the evaluation, importable from here as before the measures had modules.
@@ -57,6 +61,7 @@ __all__ = [
     "TargetSplit",
     "errors_by_pose",
     "evaluate",
+    "evaluate_simulator",
     "gaze_table",
     "load_run",
     "main",
@@ -230,8 +235,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Gaze error with and without refinement, label drift, two-sample realism tests "
         "and probe discriminators for a training run; writes report.json, report.md and figures.",
     )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a training run directory (config.json, refiner.keras)")
+    which.add_argument(
+        "--scene-profile",
+        choices=tuple(PROFILES),
+        help="evaluate the simulator alone, no run: gaze estimators trained on raw renders of this "
+        "scene profile, tested on --target (writes to --out, default runs/simulator_PROFILE)",
+    )
     p.add_argument(
-        "--run", required=True, help="a training run directory (config.json, refiner.keras)"
+        "--input-norm",
+        choices=photometry.MODES,
+        help="with --scene-profile: normalise the renders as training would against --real "
+        "(default auto)",
     )
     p.add_argument(
         "--target",
@@ -290,9 +306,42 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _simulator_main(args: argparse.Namespace) -> int:
+    """`--scene-profile`: the simulator alone (evaluation.simulator_alone)."""
+    run_only = {"--synthetic": args.synthetic, "--measures": args.measures != list(MEASURES)}
+    given = [flag for flag, value in run_only.items() if value]
+    if given:
+        raise SimGANError(f"{', '.join(given)} only apply with --run, not with --scene-profile")
+    report = evaluate_simulator(
+        args.scene_profile,
+        target=args.target,
+        real=args.real,
+        input_norm=args.input_norm or "auto",
+        out=args.out,
+        preset=args.preset or "quick",
+        seed=0 if args.seed is None else args.seed,
+        steps=args.steps,
+        n_train=args.n_train,
+        repeats=args.repeats,
+        groups=args.groups,
+        pose_key=args.pose_key,
+        verbose=not args.quiet,
+    )
+    out = args.out or os.path.join("runs", f"simulator_{args.scene_profile}")
+    tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), blindness_text(report)]
+    print("\n\n".join([t for t in tables if t] + [f"report: {os.path.join(out, 'report.md')}"]))
+    return 0
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.scene_profile:
+        return _simulator_main(args)
+    if args.input_norm:
+        raise SimGANError(
+            "--input-norm applies with --scene-profile; a run's config.json records its own"
+        )
     report = evaluate(
         args.run,
         target=args.target,

@@ -508,3 +508,75 @@ def test_evaluate_refuses_a_target_whose_people_all_trained_the_refiner(fake_run
     err = capsys.readouterr().err.strip()
     assert "none is left to test on" in err and "python -m simgan_tf.data split" in err
     assert "\n" not in err
+
+
+# --- the simulator alone (evaluate --scene-profile) ---------------------------------------------
+
+
+def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
+    real = people_file(tmp_path / "real.h5", [0, 1], 50, seed=2)
+    common = ["--target", target, "--real", real, "--preset", "smoke", "--steps", "5", "--quiet"]
+    alone = tmp_path / "alone"
+    assert main([str(a) for a in ["--scene-profile", "columbia", "--out", alone, *common]]) == 0
+    printed = capsys.readouterr().out
+    assert "raw synthetic" in printed and "refined" not in printed and "Pose blindness" in printed
+    report = json.loads((alone / "report.json").read_text())
+    # The run's evaluation at the same seed: the same test and oracle people, the real set's left out.
+    with_run = tmp_path / "with_run"
+    argv = ["--run", fake_run, "--out", with_run, "--measures", "gaze", *common]
+    assert main([str(a) for a in argv]) == 0
+    split = json.loads((with_run / "report.json").read_text())["data"]["split"]
+    assert report["data"]["split"] == split and split["excluded_people"] == [0, 1]
+    assert report["scene_profile"] == "columbia" and report["gaze"]["refined"] is None
+    # auto resolves as training does, from the real set.
+    from simgan_tf.data import load_eyes
+    from simgan_tf.photometry import is_equalized
+
+    expected = "equalize" if is_equalized(load_eyes(real).images) else "match"
+    assert report["data"]["input_norm"] == expected and report["data"]["n_real"] == 100
+    for arm in ("synthetic", "oracle"):
+        g = report["gaze"][arm]
+        assert np.isfinite(g["mean_deg"]) and np.isfinite(g["pose_blindness"])
+        assert sum(g["by_pose"][p]["n"] for p in ("-30", "-15", "0", "15", "30")) == 128
+    md = (alone / "report.md").read_text()
+    assert md.startswith("# The simulator alone: columbia scenes") and "| -15 to 15 |" in md
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--input-norm", "match"],
+            "--input-norm match matches the renders to a real set: give --real",
+        ),
+        (["--synthetic", "x.h5"], "--synthetic only apply with --run, not with --scene-profile"),
+        (["--measures", "gaze"], "--measures only apply with --run"),
+    ],
+)
+def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", [1, 2], 10, seed=1)
+    argv = ["--scene-profile", "uniform", "--target", str(target), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--preset", "smoke", "--quiet", *extra])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_input_norm_is_for_the_simulator_alone_and_run_excludes_scene_profile(fake_run, capsys):
+    from simgan_tf.evaluate import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--input-norm", "none", "--quiet"])
+    assert e.value.code == 2
+    assert "--input-norm applies with --scene-profile" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--scene-profile", "uniform"])
+    assert e.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def _deg(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def gaze_table(report: dict) -> str:
+def gaze_table(report: dict, arms: tuple[str, ...] = tuple(ARM_LABELS)) -> str:
     lines = [
         "| trained on | train images | mean error (deg) | median (deg) | within 7 deg |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -38,8 +38,8 @@ def gaze_table(report: dict) -> str:
     def spread(g: dict) -> str:
         return f" ± {g['mean_deg_std']:.2f}" if len(g["runs"]) > 1 else ""
 
-    for name, label in ARM_LABELS.items():
-        g = report["gaze"][name]
+    for name in arms:
+        label, g = ARM_LABELS[name], report["gaze"][name]
         if g is None:
             lines.append(f"| {label} | - | not measured | | |")
         else:
@@ -187,7 +187,7 @@ def _yes_no(met: bool | None) -> str:
     return "n/a" if met is None else ("yes" if met else "no")
 
 
-def _split_text(d: dict) -> str:
+def split_text(d: dict) -> str:
     sp = d["split"]
     if sp["by"] == "image":
         text = f"The target was {sp['note']}."
@@ -245,7 +245,7 @@ def _gaze_section(report: dict) -> list[str]:
         "refined arms see the same images and labels in the same order, normalised as in training "
         f"(input_norm {d['input_norm']}). All are tested on {d['n_test']} labelled target images: "
         f"{d['target']}.",
-        _split_text(d),
+        split_text(d),
         gaze_table(report),
         f"Refined vs raw synthetic: mean error {report['gain']:+.1%} (positive = refinement helped"
         + (f"; per seed: {gains}" if n_seeds > 1 else "")
@@ -266,11 +266,11 @@ def _gaze_section(report: dict) -> list[str]:
             f"{POSE_NEAR_DEG:g} keeps the camera-frame gaze within the simulator's range.",
             by_pose,
         ]
-        parts += [text for text in [_blindness_text(report)] if text]
+        parts += [text for text in [blindness_text(report)] if text]
     return parts
 
 
-def _blindness_text(report: dict) -> str:
+def blindness_text(report: dict) -> str:
     arms = {a: g.get("pose_blindness") for a, g in report["gaze"].items() if g}
     shown = ", ".join(f"{ARM_LABELS[a]} {b:+.2f}" for a, b in arms.items() if b is not None)
     if not shown:

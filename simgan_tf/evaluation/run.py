@@ -101,6 +101,27 @@ def load_run(run: str) -> tuple[dict, object]:
     return config, load_refiner(os.path.join(run, "refiner.keras"))
 
 
+def make_sizes(
+    preset: str, n_train: int | None, steps: int | None, repeats: int
+) -> tuple[EvalSizes, EstimatorSpec]:
+    """The evaluation preset's sizes and estimator recipe with the options' overrides, checked."""
+    if preset not in EVAL_PRESETS:
+        raise SimGANError(f"unknown preset {preset!r}; expected one of {sorted(EVAL_PRESETS)}")
+    sizes = EVAL_PRESETS[preset]
+    if n_train is not None:
+        if n_train < 2:
+            raise SimGANError(f"--n-train must be at least 2, got {n_train}")
+        sizes = replace(sizes, n_train=n_train)
+    spec = ESTIMATOR_PRESETS[sizes.estimator]
+    if steps is not None:
+        if steps < 1:
+            raise SimGANError(f"--steps must be >= 1, got {steps}")
+        spec = replace(spec, steps=steps)
+    if repeats < 1:
+        raise SimGANError(f"--repeats must be >= 1, got {repeats}")
+    return sizes, spec
+
+
 @dataclass
 class Setup:
     run: str
@@ -137,20 +158,7 @@ def make_setup(
     """The run, the sizes and the recipe, every option checked before any work."""
     config, refiner = load_run(run)
     preset = preset or (config.get("preset") if config.get("preset") in EVAL_PRESETS else "quick")
-    if preset not in EVAL_PRESETS:
-        raise SimGANError(f"unknown preset {preset!r}; expected one of {sorted(EVAL_PRESETS)}")
-    sizes = EVAL_PRESETS[preset]
-    if n_train is not None:
-        if n_train < 2:
-            raise SimGANError(f"--n-train must be at least 2, got {n_train}")
-        sizes = replace(sizes, n_train=n_train)
-    spec = ESTIMATOR_PRESETS[sizes.estimator]
-    if steps is not None:
-        if steps < 1:
-            raise SimGANError(f"--steps must be >= 1, got {steps}")
-        spec = replace(spec, steps=steps)
-    if repeats < 1:
-        raise SimGANError(f"--repeats must be >= 1, got {repeats}")
+    sizes, spec = make_sizes(preset, n_train, steps, repeats)
     shape = tuple(config.get("image_shape", (35, 55, 1)))[:2]
     check_image_size(refiner, shape, f"{run}/config.json image_shape")
     out = out or os.path.join(run, "eval")

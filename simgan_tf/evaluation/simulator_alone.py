@@ -1,0 +1,143 @@
+"""The simulator alone on labelled eyes: gaze estimators trained on raw renders of a scene profile.
+
+    python -m simgan_tf.evaluate --scene-profile columbia --target data/columbia_b.h5 \
+        --real data/columbia_a.h5 --repeats 3
+
+No refiner and no training run: what the simulator's gaze geometry is worth on real eyes, the figure
+a simulator change has to move (issue 14). The renders are normalised as training would normalise
+them against `real` (`--input-norm`, default auto), the target is split by person exactly as
+`evaluate --run` splits it at the same seed (so its raw-synthetic arm is the same figure), and the
+oracle, trained on the other people, shows how low the error can go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from simgan_tf import photometry
+from simgan_tf.data import load_eyes
+from simgan_tf.errors import SimGANError
+from simgan_tf.evaluation.arms import gaze_arms
+from simgan_tf.evaluation.people import real_sets
+from simgan_tf.evaluation.report import blindness_text, gaze_table, pose_table, split_text
+from simgan_tf.evaluation.run import Setup, make_sizes
+from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, render_builtin, target_data
+from simgan_tf.files import write_text
+from simgan_tf.simulator import get_profile
+
+SHAPE = (35, 55)
+SIMULATOR_ARMS = ("synthetic", "oracle")  # no refined arm: there is no refiner
+
+
+def _normalisation(
+    input_norm: str, real: str | None, synthetic: np.ndarray
+) -> tuple[str, list[int] | None, int]:
+    """The mode and lookup table training would resolve, and how many real images it saw."""
+    if input_norm in ("auto", "match") and not real:
+        raise SimGANError(
+            f"--input-norm {input_norm} matches the renders to a real set: give --real "
+            "(the images a refiner would train against), or --input-norm none or equalize"
+        )
+    images = load_eyes(real, expected_shape=SHAPE).images if real else synthetic[:0]
+    mode, lut = photometry.resolve(input_norm, synthetic, images)
+    return mode, lut, len(images)
+
+
+def evaluate_simulator(
+    profile: str,
+    *,
+    target: str,
+    real: str | None = None,
+    input_norm: str = "auto",
+    out: str | None = None,
+    preset: str = "quick",
+    seed: int = 0,
+    steps: int | None = None,
+    n_train: int | None = None,
+    repeats: int = 1,
+    groups: str = "subject",
+    pose_key: str = "head_pose_deg",
+    verbose: bool = True,
+) -> dict:
+    """Train estimators on raw `profile` renders and on the target's other people (the oracle), test
+    both on the target's test people; write report.json and report.md to `out`; return the report."""
+    started = time.time()
+    get_profile(profile)
+    sizes, spec = make_sizes(preset, n_train, steps, repeats)
+    out = out or os.path.join("runs", f"simulator_{profile}")
+    os.makedirs(out, exist_ok=True)
+    config = {"scene_profile": profile, "seed": seed, "preset": preset}
+    s = Setup(
+        f"simulator ({profile} scenes)", config, None, preset, sizes, spec, seed, SHAPE, out,
+        repeats, 0, verbose, lambda images: images,
+    )  # fmt: skip
+    # The target first: a target left with nobody to test on stops before anything is rendered.
+    tgt = target_data(s, target, groups, pose_key, real_sets({}, real))
+    render_seed = seed + SYNTHETIC_SEED_OFFSET
+    # The renders evaluate --run trains its raw arm on: n_heldout first (held out there), then these.
+    images, labels = render_builtin(
+        sizes.n_heldout + sizes.n_train, "synthetic", render_seed, profile
+    )
+    images, labels = images[sizes.n_heldout :], labels[sizes.n_heldout :]
+    mode, lut, n_real = _normalisation(input_norm, real, images)
+    images = photometry.apply(images, mode, lut)
+    s.log(f"synthetic: {len(images)} {profile} renders, seed {render_seed}, input_norm {mode}")
+    s.log(f"target:    {len(tgt.test_images)} test images; {tgt.split['note']}")
+    arms = {"synthetic": (images, labels)}
+    if len(tgt.oracle_images) >= 2:
+        arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
+    gaze, _, _ = gaze_arms(s, arms, tgt)
+    report = {
+        "run": s.run,
+        "scene_profile": profile,
+        "preset": preset,
+        "seed": seed,
+        "repeats": repeats,
+        "data": {
+            "synthetic": f"built-in simulator, synthetic domain, {profile} scenes, seed {render_seed}",
+            "target": tgt.source,
+            "real": real,
+            "n_real": n_real,
+            "input_norm": mode,
+            "n_train": len(images),
+            "n_test": len(tgt.test_images),
+            "n_oracle_train": len(tgt.oracle_images) if gaze["oracle"] else 0,
+            "pose_key": pose_key if tgt.test_pose is not None else None,
+            "split": tgt.split,
+        },
+        "estimator": spec.to_dict(),
+        "gaze": gaze,
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    write_text(os.path.join(out, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_text(os.path.join(out, "report.md"), render_simulator_markdown(report))
+    return report
+
+
+def render_simulator_markdown(report: dict) -> str:
+    """report.md of the simulator alone: where the images came from, the gaze and per-pose tables."""
+    d, e = report["data"], report["estimator"]
+    seeds = f"seeds {report['seed']}..{report['seed'] + report['repeats'] - 1}"
+    parts = [
+        f"# The simulator alone: {report['scene_profile']} scenes on {d['target']}",
+        f"Gaze estimators (width {e['width']}, FC {e['dense']}, {e['steps']} steps of batch "
+        f"{e['batch_size']}, {seeds if report['repeats'] > 1 else 'seed ' + str(report['seed'])}) "
+        f"trained on {d['n_train']} raw renders ({d['synthetic']}; input_norm {d['input_norm']}"
+        + (f", resolved against {d['real']}" if d["real"] else "")
+        + f"), no refiner; tested on {d['n_test']} labelled images; "
+        f"{report['wall_seconds']:.0f} s.",
+        split_text(d),
+        gaze_table(report, SIMULATOR_ARMS),
+    ]
+    by_pose = pose_table(report)
+    if by_pose:
+        parts += [
+            "Mean error (deg), share within 7 degrees and mean signed yaw error per head pose:",
+            by_pose,
+        ]
+    blind = blindness_text(report)
+    return "\n\n".join(parts + ([blind] if blind else [])) + "\n"
