@@ -125,8 +125,11 @@ PROFILES["columbia"] = SceneProfile(
         "upper_follow": (0.37, 0.37),
         "lower_rest": (0.34, 0.48),
         "lower_follow": (0.05, 0.05),
-        "upper_bulge": (0.0, 0.0),
-        "lower_bulge": (0.0, 0.0),
+        # The lids' peaks follow the cornea sideways, as on Columbia's eyes (a straight gaze at
+        # P = +-30 shows the upper lid highest over the iris). With none, an estimator trained on
+        # these scenes read the head's turn worse on real eyes (pose blindness 0.62 against 0.34).
+        "upper_bulge": (0.5, 0.5),
+        "lower_bulge": (0.35, 0.35),
         # Bright sclera on darker skin, and no dark skin past the corners (Columbia's is plain).
         "sclera": (0.75, 1.0),
         "skin": (0.45, 0.8),
