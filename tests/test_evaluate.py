@@ -566,7 +566,7 @@ def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, 
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
-    assert not (tmp_path / "o" / "report.json").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_input_norm_is_for_the_simulator_alone_and_run_excludes_scene_profile(fake_run, capsys):

@@ -37,11 +37,6 @@ def _normalisation(
     input_norm: str, real: str | None, synthetic: np.ndarray
 ) -> tuple[str, list[int] | None, int]:
     """The mode and lookup table training would resolve, and how many real images it saw."""
-    if input_norm in ("auto", "match") and not real:
-        raise SimGANError(
-            f"--input-norm {input_norm} matches the renders to a real set: give --real "
-            "(the images a refiner would train against), or --input-norm none or equalize"
-        )
     images = load_eyes(real, expected_shape=SHAPE).images if real else synthetic[:0]
     mode, lut = photometry.resolve(input_norm, synthetic, images)
     return mode, lut, len(images)
@@ -50,7 +45,7 @@ def _normalisation(
 def evaluate_simulator(
     profile: str,
     *,
-    target: str,
+    target: str | None,
     real: str | None = None,
     input_norm: str = "auto",
     out: str | None = None,
@@ -64,9 +59,17 @@ def evaluate_simulator(
     verbose: bool = True,
 ) -> dict:
     """Train estimators on raw `profile` renders and on the target's other people (the oracle), test
-    both on the target's test people; write report.json and report.md to `out`; return the report."""
+    both on the target's test people; write report.json and report.md to `out`; return the report.
+
+    `target` None tests on the simulator's own target domain (seed + 2000), as `evaluate --run` does.
+    """
     started = time.time()
     get_profile(profile)
+    if input_norm in ("auto", "match") and not real:
+        raise SimGANError(
+            f"--input-norm {input_norm} matches the renders to a real set: give --real "
+            "(the images a refiner would train against), or --input-norm none or equalize"
+        )
     sizes, spec = make_sizes(preset, n_train, steps, repeats)
     out = out or os.path.join("runs", f"simulator_{profile}")
     os.makedirs(out, exist_ok=True)
