@@ -47,7 +47,11 @@ from simgan_tf.evaluation.run import (
     run_file,
 )
 from simgan_tf.evaluation.sets import Synthetic, Target, real_data, synthetic_data, target_data
-from simgan_tf.evaluation.simulator_alone import SIMULATOR_ARMS, evaluate_simulator
+from simgan_tf.evaluation.simulator_alone import (
+    SIMULATOR_ARMS,
+    default_out,
+    evaluate_simulator,
+)
 from simgan_tf.files import write_text
 from simgan_tf.refine import refine_array
 from simgan_tf.simulator import PROFILES
@@ -327,7 +331,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
         pose_key=args.pose_key,
         verbose=not args.quiet,
     )
-    out = args.out or os.path.join("runs", f"simulator_{args.scene_profile}")
+    out = args.out or default_out(args.scene_profile)
     tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), blindness_text(report)]
     print("\n\n".join([t for t in tables if t] + [f"report: {os.path.join(out, 'report.md')}"]))
     return 0

@@ -27,10 +27,15 @@ from simgan_tf.evaluation.report import blindness_text, gaze_table, pose_table, 
 from simgan_tf.evaluation.run import Setup, make_sizes
 from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, render_builtin, target_data
 from simgan_tf.files import write_text
-from simgan_tf.simulator import get_profile
+from simgan_tf.simulator import H, W, get_profile
 
-SHAPE = (35, 55)
+SHAPE = (H, W)
 SIMULATOR_ARMS = ("synthetic", "oracle")  # no refined arm: there is no refiner
+
+
+def default_out(profile: str) -> str:
+    """Where `evaluate --scene-profile PROFILE` writes without --out."""
+    return os.path.join("runs", f"simulator_{profile}")
 
 
 def _normalisation(
@@ -71,7 +76,7 @@ def evaluate_simulator(
             "(the images a refiner would train against), or --input-norm none or equalize"
         )
     sizes, spec = make_sizes(preset, n_train, steps, repeats)
-    out = out or os.path.join("runs", f"simulator_{profile}")
+    out = out or default_out(profile)
     os.makedirs(out, exist_ok=True)
     config = {"scene_profile": profile, "seed": seed, "preset": preset}
     s = Setup(
