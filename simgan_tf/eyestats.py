@@ -17,10 +17,14 @@ after the same normalisation (simgan_tf.photometry: `match` for Columbia Gaze, `
   cover it) and the lower lid; `opening` = bottom_edge - top_edge;
 - `eye_left`, `eye_right`: the first and last of the dark columns (lids, lashes, iris) around the
   darkest one, roughly the eye corners; `eye_width` between them;
-- `mean`, `contrast` (standard deviation) of the gray levels.
+- `mean`, `contrast` (standard deviation) of the gray levels;
+- `white_lift`: how far the eye's brightest parts (the 95th percentile of the search window: sclera,
+  glints) lie above the skin under the eye (the median of the rows below the window), in units of
+  `contrast`: a median 0.3 to 0.4 on Columbia's eyes, whose sclera is hardly brighter than the skin.
 
 `stats(images, look_vec)` summarises them (mean, standard deviation and quartiles per measure) and, given
-labels, the pupil's travel: px per degree of yaw and of pitch, by least squares.
+labels, the pupil's travel: px per degree of yaw and of pitch, by least squares. `straight_gaze_x` gives,
+with head poses, where the blob sits at a straight gaze at each pose.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ MEASURES = (
     "eye_width",
     "mean",
     "contrast",
+    "white_lift",
 )
 
 
@@ -152,6 +157,11 @@ def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     flat = x.reshape(len(x), -1)
     out["mean"] = flat.mean(axis=1)
     out["contrast"] = flat.std(axis=1)
+    r0, r1 = _SEARCH_ROWS
+    c0, c1 = _SEARCH_COLS
+    whites = np.percentile(x[:, r0:r1, c0:c1].reshape(len(x), -1), 95, axis=1)
+    skin = np.median(x[:, r1:].reshape(len(x), -1), axis=1)
+    out["white_lift"] = (whites - skin) / np.maximum(out["contrast"], 1e-6)
     return {k: out[k].astype(np.float32) for k in MEASURES}
 
 
@@ -177,6 +187,27 @@ def gaze_slopes(per_image: dict[str, np.ndarray], look_vec: np.ndarray) -> dict[
         out[f"px_per_deg_{axis}"] = float(sign * slope)
         out[f"{key}_at_0"] = float(at0)
         out[f"corr_{axis}"] = float(sign * np.corrcoef(angle, values)[0, 1])
+    return out
+
+
+def straight_gaze_x(
+    per_image: dict[str, np.ndarray],
+    look_vec: np.ndarray,
+    head_pose_deg: np.ndarray,
+    poses: tuple[float, ...] = (-30.0, 0.0, 30.0),
+) -> dict[float, float]:
+    """The blob's median x at each head pose in `poses` (within 4 deg) for a straight gaze (relative
+    to the head, |yaw + pose| <= 5 deg): how far the eyeball moves between the corners as the head
+    turns, which says how deep behind them it lies. NaN where no image qualifies."""
+    head_pose_deg = np.asarray(head_pose_deg, dtype=np.float64)
+    if len(head_pose_deg) != len(per_image["blob_x"]):
+        raise SimGANError(f"{len(per_image['blob_x'])} images but {len(head_pose_deg)} head poses")
+    yaw = np.degrees(look_vec_to_pitch_yaw(np.asarray(look_vec)))[:, 1]
+    straight = np.abs(yaw + head_pose_deg) <= 5.0 + 1e-3
+    out = {}
+    for pose in poses:
+        rows = straight & (np.abs(head_pose_deg - pose) < 4.0)
+        out[pose] = float(np.median(per_image["blob_x"][rows])) if rows.any() else float("nan")
     return out
 
 

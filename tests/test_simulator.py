@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from simgan_tf import eyestats, simulator
-from simgan_tf.data import load_eyes, to_model_range
+from simgan_tf.data import load_eyes, load_groups, to_model_range
 from simgan_tf.errors import SimGANError
 from simgan_tf.simulate import main as simulate_main
 
@@ -329,6 +329,19 @@ def test_eyestats_measures_a_drawn_eye():
         eyestats.measure(np.zeros((35, 55), np.uint8))
 
 
+def test_eyestats_white_lift_is_the_sclera_above_the_skin_in_contrast_units():
+    centres = np.array([[27.0, 17.0], [22.0, 15.0]])
+    plain = _drawn_eyes(centres)  # the brightest parts are the skin itself
+    lifted = plain.copy()
+    lifted[:, 12:22, 14:42][plain[:, 12:22, 14:42] == 200] = 250  # a sclera 50 above the skin
+    m_plain, m_lifted = eyestats.measure(plain), eyestats.measure(lifted)
+    np.testing.assert_allclose(m_plain["white_lift"], 0.0, atol=1e-6)
+    expected = 50.0 / lifted.reshape(2, -1).astype(np.float64).std(axis=1)
+    np.testing.assert_allclose(m_lifted["white_lift"], expected, rtol=1e-4)
+    dim = eyestats.measure((lifted * 0.5 + 40).astype(np.uint8))
+    np.testing.assert_allclose(dim["white_lift"], m_lifted["white_lift"], rtol=1e-4)
+
+
 def test_eyestats_gaze_slopes_recover_pixels_per_degree(rng):
     py = rng.uniform(-20, 20, (300, 2))
     centres = np.stack([27 + 0.25 * py[:, 1], 17 - 0.2 * py[:, 0]], axis=1)  # rows grow downward
@@ -340,6 +353,19 @@ def test_eyestats_gaze_slopes_recover_pixels_per_degree(rng):
     assert out["blob_x_median"] == pytest.approx(np.median(centres[:, 0]), abs=0.3)
 
 
+def test_eyestats_straight_gaze_x_takes_the_straight_gazes_at_each_pose(rng):
+    pose = rng.choice([-30.0, 0.0, 30.0], 400)
+    rel = rng.uniform(-15, 15, 400)  # gaze yaw relative to the head; the camera sees rel - pose
+    look = simulator.pitch_yaw_to_look_vec(np.radians(np.stack([np.zeros(400), rel - pose], 1)))
+    # The blob sits at 28 - 0.15 * pose for a straight gaze, far off otherwise.
+    blob_x = np.where(np.abs(rel) <= 5, 28 - 0.15 * pose, 99.0)
+    out = eyestats.straight_gaze_x({"blob_x": blob_x}, look, pose)
+    assert out == pytest.approx({-30.0: 32.5, 0.0: 28.0, 30.0: 23.5})
+    assert np.isnan(eyestats.straight_gaze_x({"blob_x": blob_x}, look, pose, (15.0,))[15.0])
+    with pytest.raises(SimGANError, match="head poses"):
+        eyestats.straight_gaze_x({"blob_x": blob_x}, look, pose[:10])
+
+
 def test_columbia_profile_matches_columbia_eyes():
     """The calibration the columbia profile came from, kept: its images measured like the real ones."""
     if not COLUMBIA.exists():
@@ -347,11 +373,18 @@ def test_columbia_profile_matches_columbia_eyes():
     from simgan_tf import photometry
 
     real = load_eyes(COLUMBIA, require_labels=True)
-    measured = {"real": eyestats.stats(real.images, real.look_vec)}
+    per_image = {"real": eyestats.measure(real.images)}
+    look = {"real": real.look_vec}
+    pose = {"real": load_groups(COLUMBIA, "head_pose_deg")}
     for profile in ("columbia", "uniform"):
-        images, look = simulator.render(3000, "synthetic", 0, profile)
+        images, look[profile] = simulator.render(3000, "synthetic", 0, profile)
+        pose[profile] = np.degrees(simulator.scene_parameters(3000, 0, profile)["head_yaw"])
         mode, lut = photometry.resolve("match", images, real.images)  # as training prepares them
-        measured[profile] = eyestats.stats(photometry.apply(images, mode, lut), look)
+        per_image[profile] = eyestats.measure(photometry.apply(images, mode, lut))
+    measured = {
+        k: {**eyestats.summarise(m), **eyestats.gaze_slopes(m, look[k])}
+        for k, m in per_image.items()
+    }
     real, sim, uniform = measured["real"], measured["columbia"], measured["uniform"]
     for key in ("blob_x", "blob_y", "blob_width", "blob_height", "top_edge", "bottom_edge"):
         assert abs(sim[f"{key}_median"] - real[f"{key}_median"]) <= 2.0, key
@@ -359,6 +392,17 @@ def test_columbia_profile_matches_columbia_eyes():
     # pitch on real eyes; uniform's rises three times as fast.
     for key in ("px_per_deg_yaw", "px_per_deg_pitch"):
         assert abs(sim[key] - real[key]) < abs(uniform[key] - real[key]), key
+    # Columbia's sclera is hardly brighter than the skin under the eye (a sclera of 0.75..1: 1.65).
+    assert abs(sim["white_lift_median"] - real["white_lift_median"]) <= 0.3
+    # How far the eyeball moves between the corners as the head turns, at a straight gaze: 8.7 px
+    # from P = -30 to +30 on real eyes (with the eyeball 0.43..0.63 R behind the corners: 6.1).
+    sim_x, real_x = (
+        eyestats.straight_gaze_x(per_image[k], look[k], pose[k]) for k in ("columbia", "real")
+    )
+    assert abs((sim_x[-30.0] - sim_x[30.0]) - (real_x[-30.0] - real_x[30.0])) <= 1.5, (
+        sim_x,
+        real_x,
+    )
 
 
 # --- learnability and the domain gap -------------------------------------------------------------

@@ -102,15 +102,16 @@ PROFILES["columbia"] = SceneProfile(
     "Columbia Gaze: gaze pitch -10..10, yaw -15..15 deg of a head turned -30..30 deg (camera yaw ="
     " yaw - head yaw), patches cut around the corners; eyes measured on its images",
     # Measured on Columbia's images with simgan_tf.eyestats (README, "Simulator"): the pupil moves
-    # 0.28 px per degree of gaze relative to the head and -0.13 per degree of head pose, so the
-    # eyeball is about 19 px in radius and lies about 0.5 R behind the corners, which are 44 px apart.
+    # 0.28 px per degree of gaze relative to the head, so the eyeball is about 19 px in radius; the
+    # corners are 44 px apart. At a straight gaze (|H| <= 5) the pupil moves 9.2 px from P = -30 to
+    # +30, so the eyeball lies about 0.37 R behind the corners.
     ranges={
         "pitch": (-10.0, 10.0),
         "yaw": (-15.0, 15.0),
         "head_yaw": (-30.0, 30.0),
         "radius": (17.5, 20.0),
         "half_width": (1.02, 1.17),
-        "corner_depth": (0.43, 0.63),
+        "corner_depth": (0.3, 0.45),
         # At a straight gaze the iris sits 0.4 px toward the outer corner from the corners' midpoint.
         "ball_offset": (0.03, 0.08),
         # Both lids cover a large dark iris: the dark blob rises only 0.07 px per degree of pitch
@@ -131,8 +132,10 @@ PROFILES["columbia"] = SceneProfile(
         # 3 seeds: pose blindness 0.73 against 0.44, error 17.28 against 16.11 deg).
         "upper_bulge": (0.5, 0.5),
         "lower_bulge": (0.35, 0.35),
-        # Bright sclera on darker skin, and no dark skin past the corners (Columbia's is plain).
-        "sclera": (0.75, 1.0),
+        # Columbia's sclera is hardly brighter than the skin under the eye (eyestats' white_lift,
+        # median 0.3 to 0.4 contrast units; 1.65 with a sclera of 0.75..1), and no dark skin past
+        # the corners (Columbia's is plain).
+        "sclera": (0.6, 0.75),
         "skin": (0.45, 0.8),
         "brow_dark": (0.0, 0.2),
         "bag_dark": (0.0, 0.2),
