@@ -580,3 +580,17 @@ def test_input_norm_is_for_the_simulator_alone_and_run_excludes_scene_profile(fa
         main(["--run", str(fake_run), "--scene-profile", "uniform"])
     assert e.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_split_text_counts_people_in_words():
+    from simgan_tf.evaluation.report import split_text
+
+    def split(test: list[int], oracle: list[int]) -> dict:
+        sp = {"by": "subject", "test_people": test, "oracle_people": oracle, "notes": []}
+        sp.update(n_test_people=len(test), n_oracle_people=len(oracle), excluded_people=[])
+        return {"split": sp}
+
+    one = split_text(split([11], [3]))
+    assert "1 person (11) gives the test images, 1 other (3) the oracle's" in one
+    many = split_text(split([11, 19], [3, 5]))
+    assert "2 people (11, 19) give the test images, 2 others (3, 5) the oracle's" in many

@@ -192,10 +192,12 @@ def split_text(d: dict) -> str:
     if sp["by"] == "image":
         text = f"The target was {sp['note']}."
     else:
+        n_test, n_oracle = sp["n_test_people"], sp["n_oracle_people"]
         text = (
-            f"The target was split by person ('{sp['by']}'): {sp['n_test_people']} people "
-            f"({', '.join(map(str, sp['test_people']))}) give the test images, "
-            f"{sp['n_oracle_people']} others ({', '.join(map(str, sp['oracle_people']))}) "
+            f"The target was split by person ('{sp['by']}'): {n_test} "
+            f"{'person' if n_test == 1 else 'people'} ({', '.join(map(str, sp['test_people']))}) "
+            f"{'gives' if n_test == 1 else 'give'} the test images, {n_oracle} "
+            f"{'other' if n_oracle == 1 else 'others'} ({', '.join(map(str, sp['oracle_people']))}) "
             "the oracle's training images; nobody is on both sides."
         )
     if sp["excluded_people"]:
