@@ -543,6 +543,41 @@ def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, ca
         assert sum(g["by_pose"][p]["n"] for p in ("-30", "-15", "0", "15", "30")) == 128
     md = (alone / "report.md").read_text()
     assert md.startswith("# The simulator alone: columbia scenes") and "| -15 to 15 |" in md
+    # The other way round: the oracle on the renders it was not trained on, per head pose.
+    reverse = report["oracle_on_renders"]
+    assert reverse["n"] == report["data"]["n_train"] and np.isfinite(reverse["mean_deg"])
+    assert set(reverse["by_pose"]) <= {"-30", "-15", "0", "15", "30", "abs_le_15"}
+    assert (
+        sum(reverse["by_pose"][p]["n"] for p in reverse["by_pose"] if p != "abs_le_15")
+        == (reverse["n"])
+    )
+    assert "The other way round" in md and "| head pose of the renders (deg) |" in md
+
+
+def test_oracle_on_renders_sees_a_blind_estimator(rng):
+    """An estimator that always answers 'straight at the camera', on eyes that look straight ahead
+    of a turned head (camera yaw = -pose), misses the turn entirely: yaw bias = pose, blindness 1."""
+    import keras
+
+    from simgan_tf.evaluation.simulator_alone import oracle_on_renders
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    blind = keras.Sequential(
+        [keras.Input((35, 55, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    blind.layers[-1].set_weights([np.zeros((35 * 55, 3)), np.array([0.0, 0.0, -1.0])])
+    # The frontal poses all just below zero: they round to -0.0, which must be reported as "0".
+    pose = np.tile([-30.0, -16.0, -3.0, -2.0, 14.0, 29.0], 50) + rng.uniform(-0.5, 0.5, 300)
+    labels = pitch_yaw_to_look_vec(np.radians(np.stack([np.zeros(300), -pose], axis=1)))
+    images = rng.integers(0, 256, (300, 35, 55), dtype=np.uint8)
+    out = oracle_on_renders(blind, images, labels, pose)
+    assert set(out["by_pose"]) == {"-30", "-15", "0", "15", "30", "abs_le_15"}  # no "-0"
+    assert out["pose_blindness"] == pytest.approx(1.0, abs=1e-3)
+    for key in ("-30", "0", "30"):
+        row = out["by_pose"][key]
+        bins = np.round(pose / 15) * 15 == float(key)
+        assert row["yaw_bias_deg"] == pytest.approx(pose[bins].mean(), abs=1e-3)
+        assert row["pitch_bias_deg"] == pytest.approx(0.0, abs=1e-3)
 
 
 @pytest.mark.parametrize(
