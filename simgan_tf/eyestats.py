@@ -200,9 +200,13 @@ def straight_gaze_x(
     to the head, |yaw + pose| <= 5 deg): how far the eyeball moves between the corners as the head
     turns, which says how deep behind them it lies. NaN where no image qualifies."""
     head_pose_deg = np.asarray(head_pose_deg, dtype=np.float64)
-    if len(head_pose_deg) != len(per_image["blob_x"]):
-        raise SimGANError(f"{len(per_image['blob_x'])} images but {len(head_pose_deg)} head poses")
-    yaw = np.degrees(look_vec_to_pitch_yaw(np.asarray(look_vec)))[:, 1]
+    look_vec = np.asarray(look_vec)
+    n = len(per_image["blob_x"])
+    if len(head_pose_deg) != n or len(look_vec) != n:
+        raise SimGANError(
+            f"{n} images but {len(look_vec)} gaze labels and {len(head_pose_deg)} head poses"
+        )
+    yaw = np.degrees(look_vec_to_pitch_yaw(look_vec))[:, 1]
     straight = np.abs(yaw + head_pose_deg) <= 5.0 + 1e-3
     out = {}
     for pose in poses:

@@ -364,6 +364,8 @@ def test_eyestats_straight_gaze_x_takes_the_straight_gazes_at_each_pose(rng):
     assert np.isnan(eyestats.straight_gaze_x({"blob_x": blob_x}, look, pose, (15.0,))[15.0])
     with pytest.raises(SimGANError, match="head poses"):
         eyestats.straight_gaze_x({"blob_x": blob_x}, look, pose[:10])
+    with pytest.raises(SimGANError, match="12 gaze labels"):
+        eyestats.straight_gaze_x({"blob_x": blob_x}, look[:12], pose)
 
 
 def test_columbia_profile_matches_columbia_eyes():
