@@ -377,10 +377,12 @@ def test_columbia_profile_matches_columbia_eyes():
     real = load_eyes(COLUMBIA, require_labels=True)
     per_image = {"real": eyestats.measure(real.images)}
     look = {"real": real.look_vec}
-    pose = {"real": load_groups(COLUMBIA, "head_pose_deg")}
+    pose = {
+        "real": load_groups(COLUMBIA, "head_pose_deg"),
+        "columbia": np.degrees(simulator.scene_parameters(3000, 0, "columbia")["head_yaw"]),
+    }
     for profile in ("columbia", "uniform"):
         images, look[profile] = simulator.render(3000, "synthetic", 0, profile)
-        pose[profile] = np.degrees(simulator.scene_parameters(3000, 0, profile)["head_yaw"])
         mode, lut = photometry.resolve("match", images, real.images)  # as training prepares them
         per_image[profile] = eyestats.measure(photometry.apply(images, mode, lut))
     measured = {

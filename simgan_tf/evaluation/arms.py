@@ -44,7 +44,8 @@ def errors_by_pose(
     """
     pose = np.asarray(pose, dtype=np.float64)
     per_seed = np.asarray(errors).reshape(-1, len(pose))
-    masks = {f"{p:g}": pose == p for p in np.unique(pose)}
+    # + 0.0: a pose rounded from just below zero is -0.0, whose key would read "-0".
+    masks = {f"{p + 0.0:g}": pose == p for p in np.unique(pose)}
     masks[NEAR_POSE_KEY] = np.abs(pose) <= POSE_NEAR_DEG
     signed = None if signed is None else np.asarray(signed).reshape(-1, len(pose), 2)
     table = {}

@@ -30,7 +30,7 @@ from simgan_tf.evaluation.report import blindness_text, gaze_table, pose_table, 
 from simgan_tf.evaluation.run import Setup, make_sizes
 from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, render_builtin, target_data
 from simgan_tf.files import write_text
-from simgan_tf.gaze import angular_error_deg, pitch_yaw_errors_deg, predict_gaze
+from simgan_tf.gaze import evaluate_estimator
 from simgan_tf.simulator import H, W, get_profile, scene_parameters
 
 SHAPE = (H, W)
@@ -58,17 +58,15 @@ def oracle_on_renders(
     yaw bias, per head pose (rounded to 15 deg) and pose blindness. A yaw bias at a frontal head says
     something in our eyes reads as a gaze to real eyes' estimator; one that grows with the pose, that
     real eyes' cue to the head's turn is missing from ours."""
-    pred = predict_gaze(model, images)
-    signed = pitch_yaw_errors_deg(pred, labels)
-    errors = angular_error_deg(pred, labels)
+    result = evaluate_estimator(model, images, labels)
+    errors, signed = result["errors"], result["pitch_yaw_errors"]
     pitch_bias, yaw_bias = signed.mean(axis=0)
     return {
         "n": len(images),
-        "mean_deg": float(errors.mean()),
+        "mean_deg": result["mean_deg"],
         "pitch_bias_deg": float(pitch_bias),
         "yaw_bias_deg": float(yaw_bias),
-        # + 0.0: a pose rounded from just below zero is -0.0, which would print as "-0".
-        "by_pose": errors_by_pose(errors, np.round(head_pose_deg / 15.0) * 15.0 + 0.0, signed),
+        "by_pose": errors_by_pose(errors, np.round(head_pose_deg / 15.0) * 15.0, signed),
         "pose_blindness": pose_blindness(signed, head_pose_deg),
     }
 
