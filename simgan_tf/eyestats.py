@@ -18,6 +18,9 @@ after the same normalisation (simgan_tf.photometry: `match` for Columbia Gaze, `
 - `eye_left`, `eye_right`: the first and last of the dark columns (lids, lashes, iris) around the
   darkest one, roughly the eye corners; `eye_width` between them;
 - `mean`, `contrast` (standard deviation) of the gray levels;
+- `corner_drop`: how far below the blob's centroid the darkest (3 x 3 smoothed) row lies three
+  columns inside each end of the eye (`eye_left`, `eye_right`), the mean of both ends, in px: where the
+  corners' line lies against the eyeball (about 3 on Columbia's eyes: the corners lie lower);
 - `white_lift`: how far the eye's brightest parts (the 95th percentile of the search window: sclera,
   glints) lie above the skin under the eye (the median of the rows below the window), in units of
   `contrast`: a median 0.3 to 0.4 on Columbia's eyes, whose sclera is hardly brighter than the skin.
@@ -59,8 +62,10 @@ MEASURES = (
     "eye_width",
     "mean",
     "contrast",
+    "corner_drop",
     "white_lift",
 )
+_CORNER_INSET = 3  # columns inside the eye's ends where corner_drop looks for the darkest row
 
 
 def _check(images: np.ndarray) -> np.ndarray:
@@ -146,6 +151,19 @@ def _eye_extent(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return left.astype(np.float32), right.astype(np.float32)
 
 
+def _corner_rows(x: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The mean over both ends of the eye of the darkest (3 x 3 smoothed) row in the search rows,
+    _CORNER_INSET columns inside each end: the lids meet there, so it follows the corners' line."""
+    m, _, w = x.shape
+    smooth = ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest")
+    r0, r1 = _SEARCH_ROWS
+    rows = []
+    for col in (left + _CORNER_INSET, right - _CORNER_INSET):
+        c = np.clip(col.astype(int), 0, w - 1)
+        rows.append(r0 + smooth[np.arange(m), r0:r1, c].argmin(axis=1))
+    return np.mean(rows, axis=0).astype(np.float32)
+
+
 def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image measures (see the module docstring) of uint8 or float (N, H, W) gray images."""
     x = _check(images)
@@ -154,6 +172,7 @@ def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     out["opening"] = out["bottom_edge"] - out["top_edge"]
     out["eye_left"], out["eye_right"] = _eye_extent(x)
     out["eye_width"] = out["eye_right"] - out["eye_left"]
+    out["corner_drop"] = _corner_rows(x, out["eye_left"], out["eye_right"]) - out["blob_y"]
     flat = x.reshape(len(x), -1)
     out["mean"] = flat.mean(axis=1)
     out["contrast"] = flat.std(axis=1)

@@ -204,15 +204,29 @@ def test_head_yaw_foreshortens_the_eye_region_and_moves_the_eyeball_between_the_
     expected = -base["corner_depth"] * np.sin(np.radians(40.0)) * base["radius"]
     assert np.median(np.abs(shift - expected)) < 1.0, np.median(shift - expected)
     # The eyeball is drawn where it was, with the same gaze: the pupil stays put while the lids move.
-    pupils = [
-        _pupil_positions(
-            np.round(simulator._draw(scenes, np.random.default_rng(0))[0] * 255),
-            scenes["cx"],
-            scenes["cy"],
-        )
-        for scenes in (base, turned)
-    ]
-    assert np.median(np.abs(pupils[1] - pupils[0])) < 0.3
+    assert _pupil_shift(base, turned) < 0.3
+
+
+def test_ball_rise_lowers_the_corners_under_an_eyeball_that_stays_put():
+    base = simulator.scene_parameters(200, seed=3)  # uniform: no rise
+    for key in ("roll", "tilt"):  # level lids: the corners' row is the lid frame's axis
+        base[key] = np.zeros_like(base[key])
+    raised = dict(base, ball_rise=np.full_like(base["ball_rise"], 0.25))
+
+    def corner_rows(s: dict[str, np.ndarray]) -> np.ndarray:
+        # The mean row of the open eye in its first and last two columns, where the lids meet.
+        opened = simulator._draw(s, np.random.default_rng(0))[1] < 0.5
+        cols = opened.any(axis=1)
+        rows = np.arange(opened.shape[1], dtype=float)[:, None]
+        out = []
+        for img, c in zip(opened, cols, strict=True):
+            ends = np.flatnonzero(c)[[0, 1, -2, -1]]
+            out.append((img[:, ends] * rows).sum() / img[:, ends].sum())
+        return np.array(out)
+
+    drop = corner_rows(raised) - corner_rows(base)  # rows grow downward
+    assert np.median(np.abs(drop - 0.25 * base["radius"])) < 0.5, np.median(drop)
+    assert _pupil_shift(base, raised) < 0.3
 
 
 def test_corner_crop_keeps_the_eye_width_and_zooms_the_eyeball():
@@ -226,6 +240,17 @@ def test_corner_crop_keeps_the_eye_width_and_zooms_the_eyeball():
 
 
 # --- geometry: labels are exact, and the eye sits where the real ones do ------------------------
+
+
+def _pupil_shift(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """The median distance, px per axis, between the pupils drawn for scenes a and b."""
+    pupils = [
+        _pupil_positions(
+            np.round(simulator._draw(s, np.random.default_rng(0))[0] * 255), s["cx"], s["cy"]
+        )
+        for s in (a, b)
+    ]
+    return float(np.median(np.abs(pupils[1] - pupils[0])))
 
 
 def _pupil_positions(images: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
@@ -342,6 +367,21 @@ def test_eyestats_white_lift_is_the_sclera_above_the_skin_in_contrast_units():
     np.testing.assert_allclose(dim["white_lift"], m_lifted["white_lift"], rtol=1e-4)
 
 
+def test_eyestats_corner_drop_is_the_corners_line_below_the_blob():
+    # A dark disc (the blob, centred on row 15) and a 2 px line from column 10 to 45 (the lids
+    # meeting at the corners) whose top row lies 9 below the centre, or 9 above it.
+    v, u = np.mgrid[0:35, 0:55]
+    eyes = np.full((2, 35, 55), 200, np.uint8)
+    for img, row in zip(eyes, (24, 6), strict=True):
+        img[(u - 27) ** 2 + (v - 15) ** 2 <= 36] = 30
+        img[row : row + 2, 10:46] = 60
+    m = eyestats.measure(eyes)
+    np.testing.assert_allclose(m["blob_y"], 15.0, atol=0.05)
+    np.testing.assert_allclose(m["corner_drop"], [9.0, -9.0], atol=0.05)
+    dim = eyestats.measure((eyes * 0.5 + 40).astype(np.uint8))
+    np.testing.assert_allclose(dim["corner_drop"], m["corner_drop"], atol=0.05)
+
+
 def test_eyestats_gaze_slopes_recover_pixels_per_degree(rng):
     py = rng.uniform(-20, 20, (300, 2))
     centres = np.stack([27 + 0.25 * py[:, 1], 17 - 0.2 * py[:, 0]], axis=1)  # rows grow downward
@@ -398,6 +438,9 @@ def test_columbia_profile_matches_columbia_eyes():
         assert abs(sim[key] - real[key]) < abs(uniform[key] - real[key]), key
     # Columbia's sclera is hardly brighter than the skin under the eye (a sclera of 0.75..1: 1.65).
     assert abs(sim["white_lift_median"] - real["white_lift_median"]) <= 0.3
+    # Columbia's corners lie below the eyeball (corner_drop 2.2 px); with the corners level with it
+    # (no ball_rise) these scenes measured -1.8.
+    assert abs(sim["corner_drop_median"] - real["corner_drop_median"]) <= 2.0
     # How far the eyeball moves between the corners as the head turns, at a straight gaze: 8.7 px
     # from P = -30 to +30 on real eyes (with the eyeball 0.43..0.63 R behind the corners: 6.1).
     sim_x, real_x = (

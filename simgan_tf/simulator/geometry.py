@@ -70,13 +70,15 @@ def _frame(c: dict[str, np.ndarray]) -> Frame:
 
     # The eye region (corners, lids, skin) lies on a surface corner_depth in front of the eyeball's
     # centre; turned by head_yaw it is seen foreshortened and shifted against the eyeball. (With no
-    # turn and no ball_offset this is x itself, exactly, so uniform's scenes render as they always have.)
+    # turn and no ball_offset this is x itself, exactly, so uniform's scenes render as they always have;
+    # likewise yh with no ball_rise.)
     xh = (x + _ball_shift(c)) / np.cos(c["head_yaw"])
+    yh = y + c["ball_rise"]  # the corners' line lies ball_rise below the eyeball's centre
     # Lid frame: rotated by roll and canthal tilt; xi runs from the inner corner (-) to the outer (+).
     ang = c["roll"] + c["mirror"] * c["tilt"]
     ca, sa = np.cos(ang), np.sin(ang)
-    xi = c["mirror"] * (ca * xh + sa * y)
-    yf = ca * y - sa * xh
+    xi = c["mirror"] * (ca * xh + sa * yh)
+    yf = ca * yh - sa * xh
     t = xi / c["half_width"]
     span = np.clip(1.0 - t * t, 0.0, 1.0)
     return Frame(x, y, xi, yf, t, span, r_px)
