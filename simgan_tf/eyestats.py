@@ -20,7 +20,7 @@ after the same normalisation (simgan_tf.photometry: `match` for Columbia Gaze, `
 - `mean`, `contrast` (standard deviation) of the gray levels;
 - `corner_drop`: how far below the blob's centroid the darkest (3 x 3 smoothed) row lies three
   columns inside each end of the eye (`eye_left`, `eye_right`), the mean of both ends, in px: where the
-  corners' line lies against the eyeball (about 3 on Columbia's eyes: the corners lie lower);
+  corners' line lies against the eyeball (a median 2.2 on Columbia's eyes: the corners lie lower);
 - `white_lift`: how far the eye's brightest parts (the 95th percentile of the search window: sclera,
   glints) lie above the skin under the eye (the median of the rows below the window), in units of
   `contrast`: a median 0.3 to 0.4 on Columbia's eyes, whose sclera is hardly brighter than the skin.
