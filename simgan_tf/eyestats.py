@@ -77,7 +77,7 @@ def _check(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _blobs(x: np.ndarray) -> dict[str, np.ndarray]:
+def _blobs(x: np.ndarray, light: np.ndarray) -> dict[str, np.ndarray]:
     """The dark blob of each image: centroid and extent of the region darker than _BLOB_LEVEL of the
     way from its darkest smoothed point to the image's median, connected to that point."""
     m, h, w = x.shape
@@ -91,7 +91,6 @@ def _blobs(x: np.ndarray) -> dict[str, np.ndarray]:
     darkest = window[np.arange(m), k]
     level = np.median(x.reshape(m, -1), axis=1)
     thr = (darkest + _BLOB_LEVEL * (level - darkest))[:, None, None]
-    light = ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest")
     dark = light < thr
     # Label each image apart: no connections along the batch axis.
     structure = np.zeros((3, 3, 3), bool)
@@ -131,15 +130,14 @@ def _lid_edges(x: np.ndarray, bx: np.ndarray, by: np.ndarray) -> tuple[np.ndarra
     return top.astype(np.float32), bottom.astype(np.float32)
 
 
-def _eye_extent(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _eye_extent(x: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last column of the run of dark columns around the darkest one: a column's darkness is
     how far its darkest (3 x 3 smoothed) pixel in the middle rows lies below the image's median, and the
     run is where it exceeds 0.3 of the image's darkest column. Lids, lashes and the iris make it."""
     m, h, w = x.shape
-    smooth = ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest")
     level = np.median(x.reshape(m, -1), axis=1)[:, None]
     r0, r1 = _SEARCH_ROWS
-    dark = ndimage.uniform_filter1d(level - smooth[:, r0:r1].min(axis=1), 3, axis=1, mode="nearest")
+    dark = ndimage.uniform_filter1d(level - light[:, r0:r1].min(axis=1), 3, axis=1, mode="nearest")
     strong = dark > 0.3 * dark.max(axis=1, keepdims=True)
     # Runs are labelled image by image: the structure joins neighbouring columns only.
     runs, _ = ndimage.label(strong, structure=np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]]))
@@ -151,28 +149,28 @@ def _eye_extent(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return left.astype(np.float32), right.astype(np.float32)
 
 
-def _corner_rows(x: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _corner_rows(light: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The mean over both ends of the eye of the darkest (3 x 3 smoothed) row in the search rows,
     _CORNER_INSET columns inside each end: the lids meet there, so it follows the corners' line."""
-    m, _, w = x.shape
-    smooth = ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest")
+    m, _, w = light.shape
     r0, r1 = _SEARCH_ROWS
     rows = []
     for col in (left + _CORNER_INSET, right - _CORNER_INSET):
         c = np.clip(col.astype(int), 0, w - 1)
-        rows.append(r0 + smooth[np.arange(m), r0:r1, c].argmin(axis=1))
+        rows.append(r0 + light[np.arange(m), r0:r1, c].argmin(axis=1))
     return np.mean(rows, axis=0).astype(np.float32)
 
 
 def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image measures (see the module docstring) of uint8 or float (N, H, W) gray images."""
     x = _check(images)
-    out = _blobs(x)
+    light = ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest")  # shared 3 x 3 smoothing
+    out = _blobs(x, light)
     out["top_edge"], out["bottom_edge"] = _lid_edges(x, out["blob_x"], out["blob_y"])
     out["opening"] = out["bottom_edge"] - out["top_edge"]
-    out["eye_left"], out["eye_right"] = _eye_extent(x)
+    out["eye_left"], out["eye_right"] = _eye_extent(x, light)
     out["eye_width"] = out["eye_right"] - out["eye_left"]
-    out["corner_drop"] = _corner_rows(x, out["eye_left"], out["eye_right"]) - out["blob_y"]
+    out["corner_drop"] = _corner_rows(light, out["eye_left"], out["eye_right"]) - out["blob_y"]
     flat = x.reshape(len(x), -1)
     out["mean"] = flat.mean(axis=1)
     out["contrast"] = flat.std(axis=1)

@@ -549,7 +549,7 @@ def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, ca
     assert set(reverse["by_pose"]) <= {"-30", "-15", "0", "15", "30", "abs_le_15"}
     assert (
         sum(reverse["by_pose"][p]["n"] for p in reverse["by_pose"] if p != "abs_le_15")
-        == (reverse["n"])
+        == reverse["n"]
     )
     assert "The other way round" in md and "| head pose of the renders (deg) |" in md
 
