@@ -20,13 +20,13 @@ import numpy as np
 from simgan_tf.data import to_gray_levels
 from simgan_tf.files import atomic_write
 from simgan_tf.plots import save_loss_curves, save_sample_grid
-from simgan_tf.simgan import DISCRIMINATOR_METRICS, REFINER_METRICS
+from simgan_tf.simgan import DISCRIMINATOR_METRICS, GAZE_METRIC, REFINER_METRICS
 from simgan_tf.tensorboard import TensorBoardLog
 
 if TYPE_CHECKING:
     from simgan_tf.config import Config
 
-COLUMNS = ("step", "phase", "elapsed_s", *REFINER_METRICS, *DISCRIMINATOR_METRICS)
+COLUMNS = ("step", "phase", "elapsed_s", *REFINER_METRICS, *DISCRIMINATOR_METRICS, GAZE_METRIC)
 
 
 def _every(step: int, interval: int, last: int) -> bool:
@@ -229,7 +229,14 @@ def list_checkpoints(out: str) -> list[str]:
     return sorted(glob.glob(os.path.join(out, "checkpoints", "step_*.weights.h5")))
 
 
-BACKED_UP = ("config.json", "metrics.csv", "losses.png", "summary.json", "warnings.txt")
+BACKED_UP = (
+    "config.json",
+    "metrics.csv",
+    "losses.png",
+    "summary.json",
+    "warnings.txt",
+    "gaze_reader.keras",  # --gaze-reg's frozen estimator: a resumed run must read with the same one
+)
 
 
 def _copy_atomic(src: str, dst: str) -> None:

@@ -71,6 +71,10 @@ class Config:
     # lambda weighs the mean |refined - synthetic| against the mean per-patch cross-entropy
     # (losses.py says how this relates to the paper's sums).
     lambda_reg: float = 1.0
+    # Weight of a second self-regularisation term, in a feature space (the paper's psi): how far
+    # (radians) a frozen, appearance-blind gaze estimator's reading of the refined image moves from
+    # its reading of the synthetic one. 0 (every preset): the paper's pixel L1 alone.
+    gaze_reg: float = 0.0
     optimizer: str = "sgd"
     learning_rate: float = PAPER_LEARNING_RATE
     # The discriminator's own rate (None: learning_rate). A faster discriminator is one way to keep
@@ -169,6 +173,7 @@ class Config:
                 f"--buffer-size ({self.buffer_size}) must hold at least half a batch ({self.batch_size // 2})",
             ),
             (self.lambda_reg >= 0, f"--lambda-reg must be >= 0, got {self.lambda_reg}"),
+            (self.gaze_reg >= 0, f"--gaze-reg must be >= 0, got {self.gaze_reg}"),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (
                 self.discriminator_norm in DISCRIMINATOR_NORMS,

@@ -241,11 +241,16 @@ def train_drift_estimator(
     seed: int,
     spec: EstimatorSpec,
     copies: int = 2,
+    equalize_input: bool = True,
     verbose: int = 0,
 ) -> keras.Model:
     """An estimator for label drift: trained like `train_estimator` with the same spec, but on images
     whose appearance is changed at random (simgan_tf.augment), so that appearance alone moves its
     predictions little. Deterministic given `seed`.
+
+    `equalize_input` puts a HistogramEqualization layer in front (blind to any tone curve). It passes
+    no gradient (it ranks pixels), so the refiner's gaze term (train.py, `--gaze-reg`) uses one
+    trained without it.
 
     As if trained on the raw images plus `copies` augmented copies of each: in every batch a share
     copies / (copies + 1) of the images is augmented, each with a fresh draw, the rest stays raw (the
@@ -260,7 +265,7 @@ def train_drift_estimator(
         seed=seed,
         verbose=verbose,
         augment=_batch_augmenter(seed, copies / (copies + 1)),
-        equalize_input=True,
+        equalize_input=equalize_input,
         **spec.to_dict(),
     )
 

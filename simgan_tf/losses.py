@@ -35,6 +35,23 @@ def self_regularization_loss(refined, synthetic):
     return ops.mean(ops.abs(ops.cast(refined, "float32") - ops.cast(synthetic, "float32")))
 
 
+def gaze_consistency_loss(gaze_refined, gaze_synthetic):
+    """Mean distance between the unit gaze vectors a frozen estimator reads on refined and on
+    synthetic images: about the angle between them, in radians (the chord of a small arc).
+
+    The paper's self-regularisation in a feature space (its psi), the feature being the gaze: a
+    refiner may change what the estimator does not read, and pays for moving what it does.
+    """
+
+    def unit(v):
+        v = ops.cast(v, "float32")
+        return v / ops.sqrt(ops.sum(v * v, axis=-1, keepdims=True) + 1e-12)
+
+    d = unit(gaze_refined) - unit(gaze_synthetic)
+    # The small constant keeps the gradient finite where the two readings agree exactly.
+    return ops.mean(ops.sqrt(ops.sum(d * d, axis=-1) + 1e-12))
+
+
 def patch_accuracy(logits, real: bool):
     """Share of patches that the discriminator puts on the right side of 0."""
     logits = ops.cast(logits, "float32")

@@ -67,7 +67,7 @@ def save_sample_grid(
 
 
 PANELS = (
-    ("refiner losses", ("r_adv", "r_l1")),
+    ("refiner losses", ("r_adv", "r_l1", "r_gaze")),
     ("discriminator losses", ("d_loss_real", "d_loss_refined")),
     ("discriminator patch accuracy", ("d_acc_real", "d_acc_refined", "d_acc_history")),
     ("refined spread / synthetic spread", ("r_spread",)),

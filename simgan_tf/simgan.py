@@ -19,10 +19,17 @@ from keras import ops
 
 import simgan_tf.models  # noqa: F401 - registers ReflectPad, which a saved model's refiner holds
 from simgan_tf.history import ImageHistory
-from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regularization_loss
+from simgan_tf.losses import (
+    gaze_consistency_loss,
+    local_adversarial_loss,
+    patch_accuracy,
+    self_regularization_loss,
+)
 
 PHASES = ("pretrain_refiner", "pretrain_discriminator", "adversarial")
 REFINER_METRICS = ("r_adv", "r_l1", "r_spread")
+# Logged only with a gaze term (compile's gaze_reg > 0).
+GAZE_METRIC = "r_gaze"
 # d_loss_refined and d_acc_refined judge the current refiner's half of the refined batch only;
 # d_acc_history the half drawn from the history buffer (images up to hundreds of updates old).
 DISCRIMINATOR_METRICS = (
@@ -89,7 +96,19 @@ class SimGAN(keras.Model):
         self._phase = "adversarial"
         self.built = True  # fit() and save_weights() need it; the sub-networks are already built.
 
-    def compile(self, refiner_optimizer, discriminator_optimizer, lambda_reg: float, **kwargs):
+    def compile(
+        self,
+        refiner_optimizer,
+        discriminator_optimizer,
+        lambda_reg: float,
+        gaze_reg: float = 0.0,
+        gaze_reader: keras.Model | None = None,
+        **kwargs,
+    ):
+        """`gaze_reg` > 0 adds gaze_reg x losses.gaze_consistency_loss to the refiner's adversarial
+        loss, read by `gaze_reader`, a frozen gaze estimator (train.py trains one on the synthetic set)."""
+        if (gaze_reg > 0) != (gaze_reader is not None):
+            raise ValueError("a gaze term needs both gaze_reg > 0 and a gaze_reader")
         super().compile(**kwargs)
         # Keras gives the model an optimizer of its own (RMSprop) that nothing uses. Under a
         # tf.distribute strategy fit() would build it over every weight (a useless copy of each, and
@@ -97,12 +116,16 @@ class SimGAN(keras.Model):
         self.optimizer.build([])
         self.refiner_optimizer = refiner_optimizer
         self.discriminator_optimizer = discriminator_optimizer
-        self.lambda_reg = lambda_reg
+        self.lambda_reg, self.gaze_reg = lambda_reg, gaze_reg
+        # Not tracked (object.__setattr__ skips Keras's tracking): the reader is a fixed part of the
+        # loss, not of the model, so checkpoints and saved models stay what they are without it.
+        object.__setattr__(self, "gaze_reader", gaze_reader)
         # Built now, not at the first update, so that load_weights() restores their state as well.
         refiner_optimizer.build(self.refiner.trainable_weights)
         discriminator_optimizer.build(self.discriminator.trainable_weights)
         self.trackers = {
-            m: keras.metrics.Mean(name=m) for m in REFINER_METRICS + DISCRIMINATOR_METRICS
+            m: keras.metrics.Mean(name=m)
+            for m in REFINER_METRICS + (GAZE_METRIC,) + DISCRIMINATOR_METRICS
         }
 
     @property
@@ -164,6 +187,8 @@ class SimGAN(keras.Model):
             for j in range(self.kd):
                 self._discriminator_update(synthetic[self.kg + j], real[j])
             shown = REFINER_METRICS + DISCRIMINATOR_METRICS
+            if self.gaze_reader is not None:
+                shown += (GAZE_METRIC,)
         self.step.assign_add(1)
         return {m: self.trackers[m].result() for m in shown}
 
@@ -201,6 +226,13 @@ class SimGAN(keras.Model):
                 adv = local_adversarial_loss(self.discriminator(refined, training=False), real=True)
                 loss = adv + self.lambda_reg * l1
                 self.trackers["r_adv"].update_state(adv)
+                if self.gaze_reader is not None:
+                    drift = gaze_consistency_loss(
+                        self.gaze_reader(refined, training=False),
+                        self.gaze_reader(synthetic, training=False),
+                    )
+                    loss = loss + self.gaze_reg * drift
+                    self.trackers[GAZE_METRIC].update_state(drift)
             # Loss scaling under float16 mixed precision (a no-op otherwise).
             scaled = self.refiner_optimizer.scale_loss(_replica_share(loss))
         weights = self.refiner.trainable_weights

@@ -1,7 +1,8 @@
 """Train a SimGAN refiner: `python -m simgan_tf.train [--preset quick] [--synthetic S.h5 --real R.h5]`.
 
 Writes into --out: config.json, metrics.csv, losses.png, samples/step_N.png, warnings.txt (if any),
-summary.json, checkpoints/, refiner.keras and discriminator.keras.
+summary.json, checkpoints/, refiner.keras and discriminator.keras (and with --gaze-reg,
+gaze_reader.keras: the frozen estimator its term reads the gaze with).
 """
 
 from __future__ import annotations
@@ -103,6 +104,13 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--lambda-reg", type=float, help="weight of the mean |refined - synthetic| (see losses.py)"
+    )
+    g.add_argument(
+        "--gaze-reg",
+        type=float,
+        help="weight of a gaze-keeping term: how far (radians) a frozen estimator trained on the "
+        "synthetic set with random appearance changes reads the refined image's gaze from the "
+        "synthetic one's (default 0: the paper's L1 alone)",
     )
     g.add_argument("--kg", type=int, help="refiner updates per step")
     g.add_argument("--kd", type=int, help="discriminator updates per step")
@@ -252,11 +260,13 @@ def resolve_input_norm(cfg: Config, synthetic: np.ndarray, real: np.ndarray) -> 
     return resolved.validate(), why
 
 
-def build_model(cfg: Config, strategy=None):
+def build_model(cfg: Config, strategy=None, gaze_reader: str | None = None):
     """The compiled SimGAN of this config (networks, buffer, optimizers).
 
     Everything is created under `strategy` (default: the one cfg.strategy names), so that fit() runs
     each step on all of its replicas; `distribute.distribute_steps` splits the data to match.
+    `gaze_reader`: the saved estimator of cfg.gaze_reg's term (`train_gaze_reader`); without it the
+    model has no gaze term (what refine and evaluate need: they only apply the refiner).
     """
     import keras
 
@@ -272,12 +282,14 @@ def build_model(cfg: Config, strategy=None):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(f"mixed_{half}" if half else "float32")
     try:
-        return _compiled_model(cfg, strategy, half, speed["jit_compile"])
+        return _compiled_model(cfg, strategy, half, speed["jit_compile"], gaze_reader)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _compiled_model(cfg: Config, strategy, half: str | None, jit_compile: bool):
+def _compiled_model(
+    cfg: Config, strategy, half: str | None, jit_compile: bool, gaze_reader: str | None
+):
     """build_model's networks, buffer and optimizers, made under the policy it has set."""
     import keras
 
@@ -298,13 +310,60 @@ def _compiled_model(cfg: Config, strategy, half: str | None, jit_compile: bool):
             spectral_norm=cfg.discriminator_norm == "spectral",
         )
         model = SimGAN(refiner, discriminator, cfg.buffer_size, cfg.kg, cfg.kd, seed=cfg.seed)
+        reader = None
+        if gaze_reader and cfg.gaze_reg > 0:
+            # Loaded here, under the strategy, so that each replica can run it.
+            reader = keras.models.load_model(gaze_reader, compile=False)
+            reader.trainable = False
         model.compile(
             optimizer(cfg.learning_rate),
             optimizer(cfg.discriminator_learning_rate or cfg.learning_rate),
             lambda_reg=cfg.lambda_reg,
+            gaze_reg=cfg.gaze_reg if reader is not None else 0.0,
+            gaze_reader=reader,
             jit_compile=jit_compile,
         )
     return model
+
+
+def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> str:
+    """The frozen estimator of cfg.gaze_reg's term, in cfg.out/gaze_reader.keras; returns the path.
+
+    Trained once per run (a resumed run reads with the one it began with) on the synthetic images as
+    the refiner receives them, with their labels, under the strong random appearance changes of the
+    drift estimator (gaze.train_drift_estimator), so that what a refiner does to texture and tone
+    moves its reading little and what it does to the eye's geometry moves it much; the estimator
+    preset of the same name as cfg.preset, seed cfg.seed.
+    """
+    from simgan_tf.gaze import ESTIMATOR_PRESETS, train_drift_estimator
+
+    path = os.path.join(cfg.out, "gaze_reader.keras")
+    if os.path.exists(path):
+        print(f"gaze term: reading with {path}, as this run began")
+        return path
+    look_vec = synthetic_labels(cfg, len(synthetic))
+    spec = ESTIMATOR_PRESETS.get(cfg.preset, ESTIMATOR_PRESETS["quick"])
+    print(f"gaze term: training its estimator ({spec.steps} steps) on the synthetic set")
+    reader = train_drift_estimator(
+        synthetic, look_vec, seed=cfg.seed, spec=spec, equalize_input=False, verbose=verbose
+    )
+    _save_keras(reader, path)
+    return path
+
+
+def synthetic_labels(cfg: Config, n: int) -> np.ndarray:
+    """The gaze labels of the synthetic set load_training_data read (n images)."""
+    from simgan_tf import simulator
+
+    path = cfg.synthetic or simulator.ensure_simulated(
+        "synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir, profile=cfg.scene_profile
+    )
+    look_vec = load_eyes(path, expected_shape=tuple(cfg.image_shape[:2])).look_vec
+    if look_vec is None:
+        raise SimGANError(f"{path}: no gaze labels (look_vec), which --gaze-reg needs")
+    if len(look_vec) != n:
+        raise SimGANError(f"{path}: {len(look_vec)} gaze labels for {n} images")
+    return look_vec
 
 
 def _prepare_out(cfg: Config, overwrite: bool) -> None:
@@ -314,7 +373,7 @@ def _prepare_out(cfg: Config, overwrite: bool) -> None:
             raise SimGANError(f"{cfg.out}: already holds a run (pass --overwrite to replace it)")
         for name in ("samples", "checkpoints", "tensorboard"):
             shutil.rmtree(os.path.join(cfg.out, name), ignore_errors=True)
-        for name in ("metrics.csv", "warnings.txt", "summary.json"):
+        for name in ("metrics.csv", "warnings.txt", "summary.json", "gaze_reader.keras"):
             if os.path.exists(os.path.join(cfg.out, name)):
                 os.remove(os.path.join(cfg.out, name))
     try:
@@ -324,6 +383,17 @@ def _prepare_out(cfg: Config, overwrite: bool) -> None:
         raise SimGANError(
             f"{cfg.out}: cannot write the run directory ({e.strerror or e})"
         ) from None
+
+
+def _forget_run(out: str) -> None:
+    """Remove what _prepare_out and the set-up wrote into `out`, and `out` itself if left empty."""
+    for name in ("config.json", "gaze_reader.keras"):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    try:
+        os.rmdir(out)
+    except OSError:
+        pass  # it holds other things (the user's, or a TensorBoard folder): leave them
 
 
 def _save_keras(model, path: str) -> None:
@@ -401,12 +471,19 @@ class Run:
         # repeats exactly, and a resumed one continues as the uninterrupted one would have.
         self.cfg, self.verbose = cfg, verbose
         self._check_devices_and_out(overwrite, resume)
-        self._report_config()
-        self._load_data()
-        self._normalise_inputs()
-        self._build_model()
-        start = self._restore_or_start(resume)
-        self._set_up_callbacks(start, resume, callbacks)
+        try:
+            self._report_config()
+            self._load_data()
+            self._normalise_inputs()
+            self._build_model()
+            start = self._restore_or_start(resume)
+            self._set_up_callbacks(start, resume, callbacks)
+        except BaseException:
+            if not resume:
+                # Nothing trained yet: a config.json left behind would make the corrected command
+                # refuse the folder ("already holds a run").
+                _forget_run(self.cfg.out)
+            raise
         self.started = time.time()
 
     def _check_devices_and_out(self, overwrite: bool, resume: bool) -> None:
@@ -473,10 +550,13 @@ class Run:
         import keras
         import tensorflow as tf
 
+        reader = None
+        if self.cfg.gaze_reg > 0:
+            reader = train_gaze_reader(self.cfg, self.synthetic, self.verbose)
         keras.utils.set_random_seed(self.cfg.seed)
         if self.cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.model = build_model(self.cfg, self.strategy)
+        self.model = build_model(self.cfg, self.strategy, reader)
 
     def _restore_or_start(self, resume: bool) -> int:
         """With `resume`, load the newest checkpoint (if any); returns the step to start from."""

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from simgan_tf import gaze
 from simgan_tf.augment import photometric_augment
@@ -113,3 +114,24 @@ def test_drift_estimator_runs_and_is_deterministic(eyes):
     assert a.shape == (8, 3) and np.all(np.isfinite(a))
     assert np.array_equal(a, predictions())
     assert not np.array_equal(a, predictions(copies=0))  # the augmented share changes the model
+
+
+def test_only_the_unequalised_drift_estimator_passes_a_gradient_to_its_input(eyes):
+    # The refiner's gaze term (--gaze-reg) trains the refiner through its reader: the ranking
+    # equalisation layer passes none, so that reader is trained without it.
+    images, look = eyes
+    x = tf.constant(images[:4].astype(np.float32)[..., None] / 127.5 - 1.0)
+
+    def input_gradient(equalize_input: bool):
+        model = gaze.train_drift_estimator(
+            images, look, seed=0, spec=TINY, equalize_input=equalize_input
+        )
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = tf.reduce_sum(model(x, training=False))
+        return tape.gradient(out, x)
+
+    plain = input_gradient(False)
+    assert plain is not None and float(tf.reduce_max(tf.abs(plain))) > 0
+    ranked = input_gradient(True)
+    assert ranked is None or float(tf.reduce_max(tf.abs(ranked))) == 0

@@ -3,7 +3,12 @@ import math
 import numpy as np
 import pytest
 
-from simgan_tf.losses import local_adversarial_loss, patch_accuracy, self_regularization_loss
+from simgan_tf.losses import (
+    gaze_consistency_loss,
+    local_adversarial_loss,
+    patch_accuracy,
+    self_regularization_loss,
+)
 
 
 def test_adversarial_loss_against_hand_computed_values():
@@ -40,6 +45,19 @@ def test_self_regularization_is_mean_absolute_difference():
     assert float(
         self_regularization_loss(np.concatenate([b, b]), np.concatenate([a, a]))
     ) == pytest.approx(4.5 / 8)
+
+
+def test_gaze_consistency_is_the_angle_between_readings_whatever_their_length():
+    def toward(deg: float, length: float) -> list[float]:
+        a = math.radians(deg)
+        return [length * math.sin(a), 0.0, -length * math.cos(a)]
+
+    synthetic = np.array([toward(0, 1.0), toward(20, 0.9)], dtype="float32")
+    refined = np.array([toward(10, 2.5), toward(20, 0.3)], dtype="float32")
+    chord = 2 * math.sin(math.radians(10) / 2)  # about the angle in radians, 0.1745
+    # One pair 10 degrees apart, one the same direction at another length: the mean of the two.
+    assert float(gaze_consistency_loss(refined, synthetic)) == pytest.approx(chord / 2, rel=1e-4)
+    assert float(gaze_consistency_loss(synthetic, synthetic)) == pytest.approx(0, abs=1e-5)
 
 
 def test_patch_accuracy():

@@ -100,6 +100,58 @@ def _brightness_after(adversarial: bool) -> float:
     return float((refined.mean() + 1) * 127.5)
 
 
+def _brightness_reader(path) -> str:
+    """A fixed 'gaze estimator' that reads an image's mean brightness as the gaze's x: what the
+    adversarial term changes (above) is then what a gaze term must keep."""
+    x_in = keras.Input((35, 55, 1))
+    gaze = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x_in))
+    reader = keras.Model(x_in, gaze)
+    reader.layers[-1].set_weights([np.array([[1.0, 0.0, 0.0]]), np.array([0.0, 0.0, -1.0])])
+    reader.save(path)
+    return str(path)
+
+
+def test_the_gaze_term_keeps_what_its_reader_reads(tmp_path):
+    reader = _brightness_reader(tmp_path / "reader.keras")
+    start, target = SYN.mean(), REAL.mean()
+    moved = {}
+    for weight in (0.0, 100.0):
+        keras.utils.set_random_seed(0)
+        cfg = make_config(
+            "smoke",
+            batch_size=16,
+            buffer_size=64,
+            mixed_precision=False,
+            lambda_reg=0.5,
+            learning_rate=2e-3,
+            gaze_reg=weight,
+        )
+        model = build_model(cfg, gaze_reader=reader)
+        _fit(model, cfg, "pretrain_refiner", 60, SYN, REAL)
+        _fit(model, cfg, "pretrain_discriminator", 20, SYN, REAL, seed=1)
+        logs = _fit(model, cfg, "adversarial", 60, SYN, REAL, seed=2).history
+        assert ("r_gaze" in logs) == (weight > 0)
+        refined = model.refiner.predict(to_model_range(SYN[:64]), verbose=0)
+        moved[weight] = float((refined.mean() + 1) * 127.5) - start
+    print(f"start {start:.1f} target {target:.1f} moved {moved}")
+    assert moved[0.0] > 0.25 * (target - start)  # as in the test above, without the term
+    assert moved[100.0] < 0.5 * moved[0.0]
+
+
+def test_a_gaze_term_needs_both_its_weight_and_its_reader(tmp_path):
+    cfg, model = _model()
+    reader = keras.models.load_model(_brightness_reader(tmp_path / "reader.keras"))
+    for weight, given in ((1.0, None), (0.0, reader)):
+        with pytest.raises(ValueError, match="gaze_reg > 0 and a gaze_reader"):
+            model.compile(
+                keras.optimizers.Adam(),
+                keras.optimizers.Adam(),
+                lambda_reg=1.0,
+                gaze_reg=weight,
+                gaze_reader=given,
+            )
+
+
 def test_adversarial_term_moves_refined_images_toward_real():
     start, target = SYN.mean(), REAL.mean()  # about 80 and 170 gray levels
     with_adv = _brightness_after(adversarial=True)

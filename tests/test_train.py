@@ -115,6 +115,7 @@ def test_existing_run_is_not_overwritten(pair, tmp_path, capsys):
         (["--batch-size", "1"], "--batch-size must be at least 2"),
         (["--buffer-size", "2", "--batch-size", "16"], "must hold at least half a batch"),
         (["--batch-size", "128", "--buffer-size", "512"], "fewer than one batch"),
+        (["--gaze-reg", "-1"], "--gaze-reg must be >= 0"),
     ],
 )
 def test_bad_input_gives_one_clear_line(pair, tmp_path, capsys, args, message):
@@ -133,6 +134,9 @@ def test_bad_input_gives_one_clear_line(pair, tmp_path, capsys, args, message):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (
+        tmp_path / "r" / "config.json"
+    ).exists()  # a fresh folder is not left "holding a run"
 
 
 def test_failure_monitor_names_each_failure():
@@ -275,6 +279,43 @@ def test_scene_profile_reaches_the_built_in_data(tmp_path):
     np.testing.assert_array_equal(columbia[0], expected)
     assert not np.array_equal(uniform[0], columbia[0])
     assert "columbia" in columbia[2]["synthetic"]
+
+
+def test_a_gaze_term_trains_its_reader_once_and_logs_its_loss(pair, tmp_path, capsys):
+    out = tmp_path / "run"
+    _run(pair, out, "--gaze-reg", "2")
+    reader = out / "gaze_reader.keras"
+    assert json.loads((out / "config.json").read_text())["gaze_reg"] == 2
+    assert keras.models.load_model(reader).output_shape == (None, 3)
+    adversarial = [r for r in _rows(out) if r["phase"] == "adversarial"]
+    assert adversarial and all(float(r["r_gaze"]) >= 0 for r in adversarial)
+    assert all(r["r_gaze"] == "" for r in _rows(out) if r["phase"] != "adversarial")
+    # A resumed run reads with the estimator it began with: not trained again.
+    stamp = reader.stat().st_mtime_ns
+    capsys.readouterr()
+    Run(resume_config(str(out), None, {}), resume=True, verbose=0)
+    assert "reading with" in capsys.readouterr().out
+    assert reader.stat().st_mtime_ns == stamp
+    # And without one, no gaze term: its column stays empty.
+    plain = tmp_path / "plain"
+    _run(pair, plain)
+    assert not (plain / "gaze_reader.keras").exists()
+    assert all(r["r_gaze"] == "" for r in _rows(plain))
+
+
+def test_a_gaze_term_needs_labelled_synthetic_images(pair, tmp_path, capsys):
+    unlabelled = tmp_path / "unlabelled.h5"
+    save_eyes(unlabelled, load_eyes(pair[0]).images)
+    args = ["--preset", "smoke", "--synthetic", str(unlabelled), "--real", str(pair[1])]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--out", str(tmp_path / "run"), "--gaze-reg", "1", "--verbose", "0"])
+    assert exit_.value.code != 0
+    err = capsys.readouterr().err
+    assert f"{unlabelled}: no gaze labels" in err and "--gaze-reg" in err
+    # Nothing trained, nothing left: the corrected command needs no --overwrite.
+    assert not (tmp_path / "run").exists()
+    _run(pair, tmp_path / "run", "--gaze-reg", "1")
+    assert (tmp_path / "run" / "gaze_reader.keras").exists()
 
 
 def test_a_spectral_discriminator_trains_saves_and_loads(pair, tmp_path):
