@@ -216,6 +216,9 @@ class SimGAN(keras.Model):
         return {m: self.trackers[m].result() for m in EVALUATION_METRICS}
 
     def _refiner_update(self, synthetic, adversarial: bool) -> None:
+        gaze_term = adversarial and self.gaze_reader is not None
+        # Read before the tape: the synthetic image's gaze does not depend on the refiner.
+        read_synthetic = self.gaze_reader(synthetic, training=False) if gaze_term else None
         with tf.GradientTape() as tape:
             refined = self.refiner(synthetic, training=True)
             l1 = self_regularization_loss(refined, synthetic)
@@ -226,10 +229,9 @@ class SimGAN(keras.Model):
                 adv = local_adversarial_loss(self.discriminator(refined, training=False), real=True)
                 loss = adv + self.lambda_reg * l1
                 self.trackers["r_adv"].update_state(adv)
-                if self.gaze_reader is not None:
+                if gaze_term:
                     drift = gaze_consistency_loss(
-                        self.gaze_reader(refined, training=False),
-                        self.gaze_reader(synthetic, training=False),
+                        self.gaze_reader(refined, training=False), read_synthetic
                     )
                     loss = loss + self.gaze_reg * drift
                     self.trackers[GAZE_METRIC].update_state(drift)

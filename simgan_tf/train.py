@@ -203,17 +203,9 @@ def _add_speed_options(p: argparse.ArgumentParser) -> None:
 def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
     """(synthetic uint8, real uint8, where each came from). Built-in data is simulated once and cached."""
     shape = tuple(cfg.image_shape[:2])
-    if cfg.synthetic:
-        synthetic = load_eyes(cfg.synthetic, expected_shape=shape).images
-        source = {"synthetic": cfg.synthetic}
-    else:
-        from simgan_tf import simulator
-
-        path = simulator.ensure_simulated(
-            "synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir, profile=cfg.scene_profile
-        )
-        synthetic = load_eyes(path, expected_shape=shape).images
-        source = {"synthetic": f"built-in simulator ({path})"}
+    path = _synthetic_path(cfg)
+    synthetic = load_eyes(path, expected_shape=shape).images
+    source = {"synthetic": cfg.synthetic or f"built-in simulator ({path})"}
     kaggle_real = os.path.join(cfg.data_dir, "real_gaze.h5")
     if cfg.real:
         real = load_eyes(cfg.real, expected_shape=shape).images
@@ -236,6 +228,17 @@ def load_training_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, dict]:
                 f"{source[name]}: {len(images)} {name} images, fewer than one batch ({cfg.batch_size})"
             )
     return synthetic, real, source
+
+
+def _synthetic_path(cfg: Config) -> str:
+    """The synthetic set's file: --synthetic, or the built-in simulator's cached renders."""
+    if cfg.synthetic:
+        return cfg.synthetic
+    from simgan_tf import simulator
+
+    return simulator.ensure_simulated(
+        "synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir, profile=cfg.scene_profile
+    )
 
 
 def resolve_input_norm(cfg: Config, synthetic: np.ndarray, real: np.ndarray) -> tuple[Config, str]:
@@ -353,11 +356,7 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
 
 def synthetic_labels(cfg: Config, n: int) -> np.ndarray:
     """The gaze labels of the synthetic set load_training_data read (n images)."""
-    from simgan_tf import simulator
-
-    path = cfg.synthetic or simulator.ensure_simulated(
-        "synthetic", cfg.n_synthetic, cfg.seed, cfg.data_dir, profile=cfg.scene_profile
-    )
+    path = _synthetic_path(cfg)
     look_vec = load_eyes(path, expected_shape=tuple(cfg.image_shape[:2])).look_vec
     if look_vec is None:
         raise SimGANError(f"{path}: no gaze labels (look_vec), which --gaze-reg needs")
