@@ -13,6 +13,7 @@ _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": d
 # tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 DISCRIMINATOR_NORMS = ("none", "spectral")
+GAZE_READERS = ("augmented", "plain")
 # simulator.PROFILES' names, listed here so that reading a config needs no simulator (a test checks).
 SCENE_PROFILES = ("uniform", "columbia", "mpiigaze")
 # The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
@@ -75,6 +76,10 @@ class Config:
     # (radians) a frozen, appearance-blind gaze estimator's reading of the refined image moves from
     # its reading of the synthetic one. 0 (every preset): the paper's pixel L1 alone.
     gaze_reg: float = 0.0
+    # How the term's estimator is trained. "augmented": under random appearance changes, so texture
+    # and tone move its reading little. "plain": on the synthetic images as they are, so it also reads
+    # what augmentation teaches the other to ignore (a test of what the augmented one is blind to).
+    gaze_reader: str = "augmented"
     optimizer: str = "sgd"
     learning_rate: float = PAPER_LEARNING_RATE
     # The discriminator's own rate (None: learning_rate). A faster discriminator is one way to keep
@@ -174,6 +179,10 @@ class Config:
             ),
             (self.lambda_reg >= 0, f"--lambda-reg must be >= 0, got {self.lambda_reg}"),
             (self.gaze_reg >= 0, f"--gaze-reg must be >= 0, got {self.gaze_reg}"),
+            (
+                self.gaze_reader in GAZE_READERS,
+                f"--gaze-reader must be one of {', '.join(GAZE_READERS)}, got {self.gaze_reader!r}",
+            ),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (
                 self.discriminator_norm in DISCRIMINATOR_NORMS,

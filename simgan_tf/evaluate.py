@@ -366,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]
     if report["label_drift"] is not None:
-        tables.append(f"label drift: {report['label_drift_deg']:.2f} deg")
+        turn = report["label_drift"]["systematic"]["raw_arm_estimator"]
+        tables.append(
+            f"label drift: {report['label_drift_deg']:.2f} deg; the raw arm's estimator reads "
+            f"refined images {turn['pitch_deg']:+.2f} deg of pitch, {turn['yaw_deg']:+.2f} of yaw "
+            "from raw ones"
+        )
     tables += [realism_table(report), f"report: {os.path.join(out, 'report.md')}"]
     print("\n\n".join(t for t in tables if t))
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 from simgan_tf import photometry
 from simgan_tf.config import (
     DISCRIMINATOR_NORMS,
+    GAZE_READERS,
     PRESETS,
     SCENE_PROFILES,
     STRATEGIES,
@@ -111,6 +112,12 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
         help="weight of a gaze-keeping term: how far (radians) a frozen estimator trained on the "
         "synthetic set with random appearance changes reads the refined image's gaze from the "
         "synthetic one's (default 0: the paper's L1 alone)",
+    )
+    g.add_argument(
+        "--gaze-reader",
+        choices=GAZE_READERS,
+        help="how --gaze-reg's estimator is trained: augmented (default: under random appearance "
+        "changes) or plain (on the synthetic images as they are)",
     )
     g.add_argument("--kg", type=int, help="refiner updates per step")
     g.add_argument("--kd", type=int, help="discriminator updates per step")
@@ -336,7 +343,8 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
     the refiner receives them, with their labels, under the strong random appearance changes of the
     drift estimator (gaze.train_drift_estimator), so that what a refiner does to texture and tone
     moves its reading little and what it does to the eye's geometry moves it much; the estimator
-    preset of the same name as cfg.preset, seed cfg.seed.
+    preset of the same name as cfg.preset, seed cfg.seed. With cfg.gaze_reader "plain", the same
+    recipe without the changes.
     """
     from simgan_tf.gaze import ESTIMATOR_PRESETS, train_drift_estimator
 
@@ -346,9 +354,18 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
         return path
     look_vec = synthetic_labels(cfg, len(synthetic))
     spec = ESTIMATOR_PRESETS.get(cfg.preset, ESTIMATOR_PRESETS["quick"])
-    print(f"gaze term: training its estimator ({spec.steps} steps) on the synthetic set")
+    print(
+        f"gaze term: training its {cfg.gaze_reader} estimator ({spec.steps} steps) on the synthetic set"
+    )
+    copies = 2 if cfg.gaze_reader == "augmented" else 0
     reader = train_drift_estimator(
-        synthetic, look_vec, seed=cfg.seed, spec=spec, equalize_input=False, verbose=verbose
+        synthetic,
+        look_vec,
+        seed=cfg.seed,
+        spec=spec,
+        copies=copies,
+        equalize_input=False,
+        verbose=verbose,
     )
     _save_keras(reader, path)
     return path

@@ -226,6 +226,10 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert 0 <= report["label_drift_deg"] <= 180
     drift = report["label_drift"]
     assert drift["synthetic_heldout_error_deg"] >= 0 and drift["refined_heldout_error_deg"] >= 0
+    shift = drift["systematic"]
+    assert set(shift) == {"drift_estimator", "raw_arm_estimator", "blob"}
+    assert abs(shift["raw_arm_estimator"]["yaw_deg"]) <= 180
+    assert set(shift["blob"]) == {"x_px", "y_px"}
     # The floor needs the simulator's paired target renders; files have none.
     assert (drift["appearance_floor_deg"] is not None) == (data == "built-in")
     for key in ("c2st_real_vs_synthetic", "c2st_real_vs_refined"):
@@ -246,6 +250,7 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
     assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
+    assert "What moves every image the same way" in md
     assert ("people may be on both sides" in md) == (data == "files")
     for name in ("montage.png", "error_hist.png", "losses.png"):
         assert (out / name).stat().st_size > 1000, name
@@ -337,6 +342,36 @@ def people_file(path: Path, people: list[int], per_person: int, seed: int) -> Pa
         f["subject"] = np.repeat(people, per_person).astype(np.int16)
         f["head_pose_deg"] = np.resize(np.float32([-30, -15, 0, 15, 30]), n)
     return path
+
+
+def test_a_shift_common_to_every_image_is_kept_and_a_spread_cancels(rng):
+    """The drift is a distance; the systematic part keeps only what moves every image one way."""
+    from simgan_tf.evaluation.drift import mean_turn
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    angles = rng.uniform(-20, 20, (400, 2))
+    before = pitch_yaw_to_look_vec(np.radians(angles))
+    common = pitch_yaw_to_look_vec(np.radians(angles + [1.0, -2.0]))
+    turn = mean_turn(before, common)
+    assert turn["pitch_deg"] == pytest.approx(1.0, abs=1e-3)
+    assert turn["yaw_deg"] == pytest.approx(-2.0, abs=1e-3)
+    alternate = np.where(np.arange(400) % 2, 5.0, -5.0)[:, None]
+    spread = pitch_yaw_to_look_vec(np.radians(angles + alternate))
+    assert angular_error_deg(before, spread).mean() > 5
+    assert all(abs(v) < 1e-3 for v in mean_turn(before, spread).values())
+
+
+def test_blob_shift_follows_the_iris():
+    from simgan_tf.evaluation.drift import blob_shift
+    from simgan_tf.simulator import render
+
+    images = render(200, "synthetic", 0, "columbia")[0]
+    right = blob_shift(images, np.roll(images, 1, axis=2))
+    assert right == pytest.approx({"x_px": 1.0, "y_px": 0.0}, abs=1e-6)
+    up = blob_shift(images, np.roll(images, -1, axis=1))
+    assert up == pytest.approx({"x_px": 0.0, "y_px": 1.0}, abs=1e-6)
+    assert blob_shift(images, images) == {"x_px": 0.0, "y_px": 0.0}
+    assert blob_shift(images[:, :30], images[:, :30]) is None  # not the simulator's size
 
 
 def test_split_target_keeps_people_apart():

@@ -15,6 +15,7 @@ from simgan_tf.callbacks import FailureMonitor
 from simgan_tf.config import make_config
 from simgan_tf.data import load_eyes, save_eyes
 from simgan_tf.distribute import speed_defaults
+from simgan_tf.errors import SimGANError
 from simgan_tf.refine import load_refiner
 from simgan_tf.train import Run, main, phase_dataset, resume_config
 
@@ -326,3 +327,25 @@ def test_a_spectral_discriminator_trains_saves_and_loads(pair, tmp_path):
     wrapped = [layer for layer in discriminator.layers if hasattr(layer, "layer")]
     assert [layer.name for layer in wrapped][-1] == "patch_logits_sn"
     assert all(np.isfinite(float(r["d_loss_real"])) for r in _rows(out)[2:])
+
+
+@pytest.mark.parametrize("kind", ["augmented", "plain"])
+def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, monkeypatch, kind):
+    import simgan_tf.augment
+    from simgan_tf.train import train_gaze_reader
+
+    changed = []
+    real_augment = simgan_tf.augment.photometric_augment
+
+    def counting(images, rng):
+        changed.append(len(images))
+        return real_augment(images, rng)
+
+    monkeypatch.setattr(simgan_tf.augment, "photometric_augment", counting)
+    cfg = make_config(
+        "smoke", synthetic=str(pair[0]), out=str(tmp_path), gaze_reg=1.0, gaze_reader=kind
+    )
+    train_gaze_reader(cfg, load_eyes(pair[0]).images, verbose=0)
+    assert (sum(changed) > 0) == (kind == "augmented")
+    with pytest.raises(SimGANError, match="--gaze-reader"):
+        make_config("smoke", gaze_reader="blind")

@@ -228,6 +228,32 @@ def _drift_text(drift: dict) -> str:
     return " ".join(parts)
 
 
+def _systematic_text(drift: dict) -> str | None:
+    shift = drift.get("systematic")
+    if not shift:
+        return None  # reports from before the measure
+
+    def turn(t: dict) -> str:
+        return f"{t['pitch_deg']:+.2f} degrees of pitch and {t['yaw_deg']:+.2f} of yaw"
+
+    text = (
+        "What moves every image the same way (mean signed change, refined minus raw; pitch up, "
+        "yaw right): the drift estimator reads the refined images "
+        f"{turn(shift['drift_estimator'])} from the raw ones; the raw arm's estimator (trained "
+        f"without appearance changes, as the refined arm's is) {turn(shift['raw_arm_estimator'])}."
+    )
+    if shift.get("blob"):
+        b = shift["blob"]
+        text += (
+            f" The dark blob (iris and pupil, eyestats) moves {b['x_px']:+.2f} px right and "
+            f"{b['y_px']:+.2f} px up (medians of per-image differences)."
+        )
+    return text + (
+        " An estimator trained on refined images with the synthetic labels learns such a shift "
+        "as a bias, and reads real eyes off by as much the other way."
+    )
+
+
 def _seeds_text(report: dict) -> str:
     n = report["repeats"]
     if n == 1:
@@ -297,6 +323,7 @@ def _drift_section(report: dict) -> list[str]:
         f"labels, errs by {drift['synthetic_heldout_error_deg']:.2f} degrees (raw synthetic) and "
         f"{drift['refined_heldout_error_deg']:.2f} degrees (refined). A clear rise on refined images "
         "means refinement destroyed some of the gaze information the labels describe.",
+        *filter(None, [_systematic_text(drift)]),
     ]
 
 
