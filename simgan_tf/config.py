@@ -183,6 +183,11 @@ class Config:
                 self.gaze_reader in GAZE_READERS,
                 f"--gaze-reader must be one of {', '.join(GAZE_READERS)}, got {self.gaze_reader!r}",
             ),
+            (
+                # Without a term there is no reader, and a silently ignored choice would mislead.
+                self.gaze_reader == "augmented" or self.gaze_reg > 0,
+                "--gaze-reader plain needs a gaze term (--gaze-reg > 0)",
+            ),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (
                 self.discriminator_norm in DISCRIMINATOR_NORMS,

@@ -349,3 +349,5 @@ def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, 
     assert (sum(changed) > 0) == (kind == "augmented")
     with pytest.raises(SimGANError, match="--gaze-reader"):
         make_config("smoke", gaze_reader="blind")
+    with pytest.raises(SimGANError, match="needs a gaze term"):
+        make_config("smoke", gaze_reader="plain")
