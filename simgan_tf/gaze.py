@@ -234,13 +234,17 @@ class HistogramEqualization(keras.layers.Layer):
         return input_shape
 
 
+# Augmented copies per raw image in the drift estimator's training (see train_drift_estimator).
+AUGMENTED_COPIES = 2
+
+
 def train_drift_estimator(
     images: np.ndarray,
     look_vec: np.ndarray,
     *,
     seed: int,
     spec: EstimatorSpec,
-    copies: int = 2,
+    copies: int = AUGMENTED_COPIES,
     equalize_input: bool = True,
     verbose: int = 0,
 ) -> keras.Model:

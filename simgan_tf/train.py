@@ -346,7 +346,7 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
     preset of the same name as cfg.preset, seed cfg.seed. With cfg.gaze_reader "plain", the same
     recipe without the changes.
     """
-    from simgan_tf.gaze import ESTIMATOR_PRESETS, train_drift_estimator
+    from simgan_tf.gaze import AUGMENTED_COPIES, ESTIMATOR_PRESETS, train_drift_estimator
 
     path = os.path.join(cfg.out, "gaze_reader.keras")
     if os.path.exists(path):
@@ -357,7 +357,7 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
     print(
         f"gaze term: training its {cfg.gaze_reader} estimator ({spec.steps} steps) on the synthetic set"
     )
-    copies = 2 if cfg.gaze_reader == "augmented" else 0
+    copies = AUGMENTED_COPIES if cfg.gaze_reader == "augmented" else 0
     reader = train_drift_estimator(
         synthetic,
         look_vec,
