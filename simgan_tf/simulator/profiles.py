@@ -157,6 +157,9 @@ PROFILES["columbia"] = SceneProfile(
         "light_y": (-0.3, 0.6),
     },
     centre=(27.5, 15.6),
+    # Columbia's L and R files face opposite ways (docs/RESULTS.md, "Where real eyes show the head's
+    # turn"), yet drawing half these eyes mirrored made the raw arm 0.2 to 0.3 deg worse and took the
+    # gaze-term recipe's gain away (+5.5% -> +0.2%): every eye keeps its inner corner on the left.
     inner_left=1.0,
     glint_share=0.4,
     corner_crop=True,
