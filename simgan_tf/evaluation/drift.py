@@ -74,9 +74,9 @@ def label_drift(
         "raw_arm_estimator": mean_turn(raw_before, predict_gaze(models["synthetic"], ref_heldout)),
         "blob": blob_shift(syn.heldout, ref_heldout),
     }
-    drift["synthetic_heldout_error_deg"] = float(
-        np.mean(angular_error_deg(raw_before, labels), dtype=np.float64)
-    )
+    drift["synthetic_heldout_error_deg"] = summarise_errors(angular_error_deg(raw_before, labels))[
+        "mean_deg"
+    ]
     drift["refined_heldout_error_deg"] = evaluate_estimator(models["refined"], ref_heldout, labels)[
         "mean_deg"
     ]
