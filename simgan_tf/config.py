@@ -80,6 +80,12 @@ class Config:
     # and tone move its reading little. "plain": on the synthetic images as they are, so it also reads
     # what augmentation teaches the other to ignore (a test of what the augmented one is blind to).
     gaze_reader: str = "augmented"
+    # Momentum of an exponential moving average of the refiner's weights, kept by its optimizer (one
+    # update per refiner update) and saved as the run's refiner.keras instead of the last weights:
+    # the refiner keeps repainting (checkpoints a few hundred steps apart differ as much as each
+    # differs from its input), and an average is the usual remedy for a GAN generator that moves.
+    # 0 (every preset): the last weights, as the paper.
+    refiner_ema: float = 0.0
     optimizer: str = "sgd"
     learning_rate: float = PAPER_LEARNING_RATE
     # The discriminator's own rate (None: learning_rate). A faster discriminator is one way to keep
@@ -189,6 +195,10 @@ class Config:
                 "--gaze-reader plain needs a gaze term (--gaze-reg > 0)",
             ),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (
+                0 <= self.refiner_ema < 1,
+                f"--refiner-ema must be in [0, 1) (0: no average), got {self.refiner_ema}",
+            ),
             (
                 self.discriminator_norm in DISCRIMINATOR_NORMS,
                 f"--discriminator-norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "

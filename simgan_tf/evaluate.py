@@ -138,6 +138,7 @@ def _report(
     report = {
         "run": s.run,
         "run_preset": s.config.get("preset"),
+        "refiner": s.refiner_source,
         "preset": s.preset,
         "seed": s.seed,
         "data": {
@@ -187,12 +188,16 @@ def evaluate(
     pose_key: str = "head_pose_deg",
     measures: Sequence[str] = MEASURES,
     verbose: bool = True,
+    checkpoint: str | None = None,
+    average: bool = True,
 ) -> dict:
     """Run the measurements and write report.json, report.md and figures; returns the report.
 
     `groups` names the target's per-image person column (split by person where it exists),
     `pose_key` its head-pose column (errors per pose where it exists), `measures` which of
-    MEASURES to run (the ones left out are None in the report).
+    MEASURES to run (the ones left out are None in the report). `checkpoint` (a path or step
+    number) evaluates that checkpoint's refiner instead of RUN/refiner.keras; `average` False takes
+    a checkpoint's last weights rather than their moving average (runs trained with --refiner-ema).
     """
     started, wall = time.time(), {}
     measures = check_measures(measures)
@@ -206,7 +211,10 @@ def evaluate(
         batch_size=batch_size,
         repeats=repeats,
         verbose=verbose,
+        checkpoint=checkpoint,
+        average=average,
     )
+    s.log(f"refiner:   {s.refiner_source}")
     with _timed(wall, "data"):
         sets = _load_sets(s, target, synthetic, real, groups, pose_key)
     syn = sets.synthetic
@@ -281,6 +289,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="the target's per-image head pose column, for errors per pose (default head_pose_deg)",
     )
+    p.add_argument(
+        "--checkpoint",
+        metavar="STEP|PATH",
+        help="evaluate the refiner of this checkpoint of the run (a step number as in "
+        "RUN/checkpoints/step_N.weights.h5, or a path) instead of RUN/refiner.keras",
+    )
+    p.add_argument(
+        "--no-average",
+        action="store_true",
+        help="for a run trained with --refiner-ema: the checkpoint's own weights, not their "
+        "moving average (default checkpoint: the newest)",
+    )
     p.add_argument("--out", help="output directory (default RUN/eval)")
     p.add_argument(
         "--preset", choices=sorted(EVAL_PRESETS), help="evaluation size (default: the run's preset)"
@@ -312,7 +332,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _simulator_main(args: argparse.Namespace) -> int:
     """`--scene-profile`: the simulator alone (evaluation.simulator_alone)."""
-    run_only = {"--synthetic": args.synthetic, "--measures": args.measures != list(MEASURES)}
+    run_only = {
+        "--synthetic": args.synthetic,
+        "--measures": args.measures != list(MEASURES),
+        "--checkpoint": args.checkpoint,
+        "--no-average": args.no_average,
+    }
     given = [flag for flag, value in run_only.items() if value]
     if given:
         raise SimGANError(f"{', '.join(given)} only apply with --run, not with --scene-profile")
@@ -362,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         pose_key=args.pose_key,
         measures=args.measures,
         verbose=not args.quiet,
+        checkpoint=args.checkpoint,
+        average=not args.no_average,
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]

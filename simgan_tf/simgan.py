@@ -146,6 +146,11 @@ class SimGAN(keras.Model):
     def set_phase(self, phase: str) -> None:
         self.phase = phase
 
+    def use_refiner_average(self) -> None:
+        """Replace the refiner's weights by their moving average, where its optimizer keeps one
+        (train.py's --refiner-ema); otherwise nothing. The last weights stay in the checkpoints."""
+        self.refiner_optimizer.finalize_variable_values(self.refiner.trainable_variables)
+
     def get_config(self) -> dict:
         serialize = keras.saving.serialize_keras_object
         return {

@@ -122,6 +122,13 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kg", type=int, help="refiner updates per step")
     g.add_argument("--kd", type=int, help="discriminator updates per step")
     g.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
+    g.add_argument(
+        "--refiner-ema",
+        type=float,
+        metavar="MOMENTUM",
+        help="save a moving average of the refiner's weights as refiner.keras, with this momentum "
+        "per refiner update, e.g. 0.999 (default 0: the last weights)",
+    )
     g.add_argument("--optimizer", choices=("sgd", "adam"))
     g.add_argument("--learning-rate", type=float)
     g.add_argument(
@@ -306,8 +313,10 @@ def _compiled_model(
     from simgan_tf.models import build_discriminator, build_refiner
     from simgan_tf.simgan import SimGAN
 
-    def optimizer(rate: float):
-        opt = (keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD)(rate)
+    def optimizer(rate: float, ema: float = 0.0):
+        kind = keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD
+        # Keras keeps the average in the optimizer's variables: checkpoints hold it, resume restores it.
+        opt = kind(rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
         # float16's narrow range underflows small gradients: dynamic loss scaling for both networks.
         # bfloat16 keeps float32's range and needs none.
         return keras.optimizers.LossScaleOptimizer(opt) if half == "float16" else opt
@@ -326,7 +335,7 @@ def _compiled_model(
             reader = keras.models.load_model(gaze_reader, compile=False)
             reader.trainable = False
         model.compile(
-            optimizer(cfg.learning_rate),
+            optimizer(cfg.learning_rate, cfg.refiner_ema),
             optimizer(cfg.discriminator_learning_rate or cfg.learning_rate),
             lambda_reg=cfg.lambda_reg,
             gaze_reg=cfg.gaze_reg if reader is not None else 0.0,
@@ -659,6 +668,8 @@ class Run:
         newest = list_checkpoints(cfg.out)[-1:]
         if not newest or not newest[0].endswith(f"{step:09d}.weights.h5"):
             self.checkpoints.save(step)
+        # After the checkpoint, which keeps the last weights (and the average) for a resume.
+        model.use_refiner_average()
         last_grid = self.grids.save(step)
         if self.board:
             self.board.log_grid(step)  # a run that ends between sample steps shows its end too
@@ -676,6 +687,11 @@ class Run:
             "wall_time_s": round(time.time() - self.started, 1),
             "devices": self.devices,
             "data": self.source,
+            "refiner": (
+                f"moving average of its weights (momentum {cfg.refiner_ema})"
+                if cfg.refiner_ema
+                else "last weights"
+            ),
             "appearance": toward_real(x, refined, shown_real, cfg.seed),
             "last_sample_grid": last_grid,
         }

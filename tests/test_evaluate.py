@@ -624,6 +624,7 @@ def test_oracle_on_renders_sees_a_blind_estimator(rng):
         ),
         (["--synthetic", "x.h5"], "--synthetic only apply with --run, not with --scene-profile"),
         (["--measures", "gaze"], "--measures only apply with --run"),
+        (["--checkpoint", "6", "--no-average"], "--checkpoint, --no-average only apply with --run"),
     ],
 )
 def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
@@ -664,3 +665,57 @@ def test_split_text_counts_people_in_words():
     assert "1 person (11) gives the test images, 1 other (3) the oracle's" in one
     many = split_text(split([11, 19], [3, 5]))
     assert "2 people (11, 19) give the test images, 2 others (3, 5) the oracle's" in many
+
+
+# --- a checkpoint's refiner ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def averaged_run(pair, tmp_path_factory) -> Path:
+    """A smoke run that keeps a moving average of its refiner: checkpoints at steps 6, 9, 12."""
+    from simgan_tf.train import main
+
+    out = tmp_path_factory.mktemp("averaged") / "run"
+    argv = ["--preset", "smoke", "--synthetic", str(pair[0]), "--real", str(pair[1])]
+    main([*argv, "--out", str(out), "--refiner-ema", "0.5", "--verbose", "0"])
+    return out
+
+
+@pytest.mark.parametrize(
+    "extra, source",
+    [
+        (["--checkpoint", "6"], "step_000000006.weights.h5 (moving average)"),
+        (["--checkpoint", "6", "--no-average"], "step_000000006.weights.h5 (weights at that step)"),
+        (["--no-average"], "step_000000012.weights.h5 (weights at that step)"),
+        ([], "refiner.keras (moving average)"),
+    ],
+)
+def test_evaluate_takes_a_checkpoints_refiner_and_says_which(averaged_run, tmp_path, extra, source):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    argv = ["--run", str(averaged_run), "--out", str(out), "--preset", "smoke", "--quiet"]
+    assert main([*argv, "--measures", "realism", *extra]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["refiner"].endswith(source)
+    assert f"Refiner: `{report['refiner']}`." in (out / "report.md").read_text()
+
+
+def test_a_checkpoint_that_is_not_there_is_one_clear_line(averaged_run, fake_run, tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    broken = tmp_path / "broken.weights.h5"
+    broken.write_bytes(b"not a weights file")
+    cases = [
+        (["--run", str(averaged_run), "--checkpoint", "7"], "no checkpoint at step 7; it has steps 6, 9, 12"),
+        (["--run", str(averaged_run), "--checkpoint", str(tmp_path / "gone.h5")], "no such checkpoint file"),
+        (["--run", str(averaged_run), "--checkpoint", str(broken)], "cannot be loaded into"),
+        (["--run", str(fake_run), "--no-average"], "no checkpoints"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--out", str(tmp_path / "o"), "--quiet"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+        assert not (tmp_path / "o").exists()  # refused before any work

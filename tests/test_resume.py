@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from simgan_tf.config import make_config
+from simgan_tf.refine import load_refiner
 from simgan_tf.train import build_model, main
 
 STEPS = ["--pretrain-refiner-steps", "6", "--pretrain-discriminator-steps", "6", "--log-every", "3"]
@@ -28,9 +29,9 @@ def _rows(out):
         return list(csv.DictReader(f))
 
 
-def _state(out):
+def _state(out, **settings):
     """Final training state of a run: every weight, the buffer and its fill, from its last checkpoint."""
-    cfg = make_config("smoke")
+    cfg = make_config("smoke", **settings)
     model = build_model(cfg)
     last = sorted((out / "checkpoints").glob("step_*.weights.h5"))[-1]
     model.load_weights(last)
@@ -75,8 +76,10 @@ def test_kill_minus_nine_then_resume(pair, tmp_path):
     assert np.abs(model.image_history.images.numpy()).max() > 0
 
 
-def test_resumed_deterministic_run_matches_uninterrupted(pair, tmp_path):
-    common = ["--steps", "12", "--checkpoint-every", "6", "--deterministic"]
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_resumed_deterministic_run_matches_uninterrupted(pair, tmp_path, momentum):
+    average = ["--refiner-ema", str(momentum)] if momentum else []
+    common = ["--steps", "12", "--checkpoint-every", "6", "--deterministic", *average]
     main(_args(pair, tmp_path / "full", *common))
     # Interrupted: the same run cut after step 18 (6 + 6 pretraining, 6 adversarial), then resumed.
     main(_args(pair, tmp_path / "cut", *common))
@@ -85,10 +88,14 @@ def test_resumed_deterministic_run_matches_uninterrupted(pair, tmp_path):
         os.remove(path)  # drop step 24's: the newest left is step 18's, mid-way through adversarial
     os.remove(cut / "refiner.keras")
     main([*_args(pair, cut, *common), "--resume"])
-    a, b = _state(tmp_path / "full"), _state(cut)
+    a, b = _state(tmp_path / "full", refiner_ema=momentum), _state(cut, refiner_ema=momentum)
     for va, vb in zip(a.variables, b.variables, strict=True):
         np.testing.assert_array_equal(va.numpy(), vb.numpy(), err_msg=va.path)
     assert _rows(tmp_path / "full")[-1]["r_l1"] == _rows(cut)[-1]["r_l1"]
+    # The saved refiner too: with an average, the checkpoint carried it across the interruption.
+    saved = [load_refiner(run / "refiner.keras") for run in (tmp_path / "full", cut)]
+    for wa, wb in zip(saved[0].get_weights(), saved[1].get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def test_resuming_a_finished_run_says_so(pair, tmp_path, capsys):

@@ -365,3 +365,29 @@ def test_the_discriminator_learning_rate_drives_its_updates_only():
     # Deltas are differences of float32 weights: compare to within their rounding.
     assert np.abs(disc_same).max() > 0
     np.testing.assert_allclose(disc_fast, 3 * disc_same, atol=1e-3 * np.abs(disc_fast).max())
+
+
+def test_the_refiner_average_is_the_moving_average_of_its_weights():
+    """--refiner-ema: after each refiner update, average <- m x average + (1 - m) x weights."""
+    m = 0.6
+    cfg, model = _model(refiner_ema=m, kg=1)
+    model.set_phase("pretrain_refiner")  # one refiner update per step
+    seen = []
+    for i in range(4):
+        model.train_step((_batch(SYN[16 * i :], 2, 16), _batch(REAL, 1, 16)))
+        seen.append(_weights(model.refiner))
+    expected = seen[0]  # the first update starts the average at the weights
+    for weights in seen[1:]:
+        expected = [m * e + (1 - m) * w for e, w in zip(expected, weights, strict=True)]
+    model.use_refiner_average()
+    for average, want in zip(_weights(model.refiner), expected, strict=True):
+        np.testing.assert_allclose(average, want, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, b) for a, b in zip(expected, seen[-1], strict=True))
+
+
+def test_without_an_average_the_refiner_keeps_its_last_weights():
+    cfg, model = _model()
+    _fit(model, cfg, "pretrain_refiner", 2, SYN, REAL)
+    last = _weights(model.refiner)
+    model.use_refiner_average()
+    assert not _changed(last, model.refiner)

@@ -117,6 +117,8 @@ def test_existing_run_is_not_overwritten(pair, tmp_path, capsys):
         (["--buffer-size", "2", "--batch-size", "16"], "must hold at least half a batch"),
         (["--batch-size", "128", "--buffer-size", "512"], "fewer than one batch"),
         (["--gaze-reg", "-1"], "--gaze-reg must be >= 0"),
+        (["--refiner-ema", "1"], "--refiner-ema must be in [0, 1)"),
+        (["--refiner-ema", "-0.1"], "--refiner-ema must be in [0, 1)"),
     ],
 )
 def test_bad_input_gives_one_clear_line(pair, tmp_path, capsys, args, message):
@@ -351,3 +353,33 @@ def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, 
         make_config("smoke", gaze_reader="blind")
     with pytest.raises(SimGANError, match="needs a gaze term"):
         make_config("smoke", gaze_reader="plain")
+
+
+def _same_weights(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+
+
+def test_a_refiner_average_is_what_the_run_saves_and_changes_no_update(pair, tmp_path):
+    from simgan_tf.evaluation.run import load_run
+
+    _run(pair, tmp_path / "last")
+    _run(pair, tmp_path / "avg", "--refiner-ema", "0.5")
+
+    def metrics(run):
+        return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in _rows(tmp_path / run)]
+
+    # Training itself is untouched: the same losses, the same weights in every checkpoint.
+    assert metrics("last") == metrics("avg")
+    _, trained = load_run(str(tmp_path / "avg"), None, average=False)  # the newest checkpoint's
+    _, trained_without = load_run(str(tmp_path / "last"), None, average=False)
+    assert _same_weights(trained, trained_without)
+    # What each run saves: the last weights, or their average (which the checkpoint also holds).
+    _, saved_without = load_run(str(tmp_path / "last"))
+    _, saved = load_run(str(tmp_path / "avg"))
+    _, averaged_from_checkpoint = load_run(str(tmp_path / "avg"), "12")
+    assert _same_weights(saved_without, trained_without)
+    assert not _same_weights(saved, trained)
+    assert _same_weights(saved, averaged_from_checkpoint)
+    summary = json.loads((tmp_path / "avg" / "summary.json").read_text())
+    assert summary["refiner"] == "moving average of its weights (momentum 0.5)"
+    assert json.loads((tmp_path / "last" / "summary.json").read_text())["refiner"] == "last weights"

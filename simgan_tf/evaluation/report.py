@@ -385,6 +385,8 @@ def render_markdown(report: dict) -> str:
         f"Run `{report['run']}` (training preset {report['run_preset']}); evaluation preset "
         f"{report['preset']}, seed {report['seed']}, {report['wall_seconds']['total']:.0f} s.",
     ]
+    if report.get("refiner"):
+        parts.append(f"Refiner: `{report['refiner']}`.")
     if report["preset"] == "smoke":
         parts.append(
             "> Smoke-sized evaluation: it checks that the tools run; its numbers mean nothing."

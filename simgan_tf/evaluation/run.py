@@ -88,8 +88,12 @@ def discriminator_filters(config: dict) -> tuple[int, ...]:
     return tuple(int(w) for w in widths)
 
 
-def load_run(run: str) -> tuple[dict, object]:
-    """The run's config.json and refiner, with one-line errors for a missing or broken run directory."""
+def load_run(run: str, checkpoint: str | None = None, average: bool = True) -> tuple[dict, object]:
+    """The run's config.json and refiner, with one-line errors for a missing or broken run directory.
+
+    The refiner is RUN/refiner.keras, or with `checkpoint` (a path or a step number) or without
+    `average` the refiner of that checkpoint (default the newest): `checkpoint_refiner`.
+    """
     if not os.path.isdir(run):
         raise SimGANError(
             f"{run}: no such run directory (expected what `simgan_tf.train --out` wrote)"
@@ -98,7 +102,47 @@ def load_run(run: str) -> tuple[dict, object]:
     if not os.path.isfile(config_path):
         raise SimGANError(f"{run}: no config.json; is this a training run directory?")
     config = read_json(config_path)
-    return config, load_refiner(os.path.join(run, "refiner.keras"))
+    if checkpoint is None and average:
+        return config, load_refiner(os.path.join(run, "refiner.keras"))
+    return config, checkpoint_refiner(run, config, checkpoint, average)
+
+
+def find_checkpoint(run: str, checkpoint: str | None) -> str:
+    """The checkpoint file `checkpoint` names: a path, a step number (as in its file name, pretraining
+    steps included) or None for the newest."""
+    from simgan_tf.callbacks import list_checkpoints
+
+    found = list_checkpoints(run)
+    if checkpoint is not None and not checkpoint.isdigit():
+        if not os.path.isfile(checkpoint):
+            raise SimGANError(f"{checkpoint}: no such checkpoint file")
+        return checkpoint
+    if not found:
+        raise SimGANError(f"{run}: no checkpoints (expected {run}/checkpoints/step_*.weights.h5)")
+    if checkpoint is None:
+        return found[-1]
+    path = os.path.join(run, "checkpoints", f"step_{int(checkpoint):09d}.weights.h5")
+    if path not in found:
+        steps = ", ".join(str(int(os.path.basename(f)[5:14])) for f in found)
+        raise SimGANError(f"{run}: no checkpoint at step {checkpoint}; it has steps {steps}")
+    return path
+
+
+def checkpoint_refiner(run: str, config: dict, checkpoint: str | None, average: bool):
+    """The refiner of a checkpoint: its moving average of the weights where the run kept one
+    (--refiner-ema) and `average`, else its weights as they were at that step."""
+    from simgan_tf.train import build_model
+
+    path = find_checkpoint(run, checkpoint)
+    model = build_model(Config.from_dict(config))
+    try:
+        model.load_weights(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file; all mean the same
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SimGANError(f"{path}: cannot be loaded into {run}'s networks ({first})") from None
+    if average:
+        model.use_refiner_average()
+    return model.refiner
 
 
 def make_sizes(
@@ -137,6 +181,7 @@ class Setup:
     batch_size: int
     verbose: bool
     prepare: Callable[[np.ndarray], np.ndarray]  # the run's input normalisation
+    refiner_source: str = ""  # which file and weights the refiner came from
 
     def log(self, message: str) -> None:
         if self.verbose:
@@ -154,9 +199,11 @@ def make_setup(
     batch_size: int,
     repeats: int,
     verbose: bool,
+    checkpoint: str | None = None,
+    average: bool = True,
 ) -> Setup:
     """The run, the sizes and the recipe, every option checked before any work."""
-    config, refiner = load_run(run)
+    config, refiner = load_run(run, checkpoint, average)
     preset = preset or (config.get("preset") if config.get("preset") in EVAL_PRESETS else "quick")
     sizes, spec = make_sizes(preset, n_train, steps, repeats)
     shape = tuple(config.get("image_shape", (35, 55, 1)))[:2]
@@ -177,4 +224,15 @@ def make_setup(
         batch_size=batch_size,
         verbose=verbose,
         prepare=photometry.from_config(config),
+        refiner_source=refiner_source(run, config, checkpoint, average),
     )
+
+
+def refiner_source(run: str, config: dict, checkpoint: str | None, average: bool) -> str:
+    """Which weights the evaluated refiner has, in words, for the report."""
+    averaged = average and config.get("refiner_ema", 0) > 0
+    if checkpoint is None and average:
+        kind = "moving average" if averaged else "last weights"
+        return f"{run}/refiner.keras ({kind})"
+    path = find_checkpoint(run, checkpoint)
+    return f"{path} ({'moving average' if averaged else 'weights at that step'})"
