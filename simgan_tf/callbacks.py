@@ -206,7 +206,7 @@ class Checkpoints(keras.callbacks.Callback):
         self.last = 0
 
     def save(self, step: int) -> str:
-        path = os.path.join(self.dir, f"step_{step:09d}.weights.h5")
+        path = checkpoint_path(self.out, step)
         with atomic_write(path) as tmp:
             self.model.save_weights(tmp)
         for old in list_checkpoints(self.out)[: -self.keep]:
@@ -222,6 +222,16 @@ class Checkpoints(keras.callbacks.Callback):
         if _every(step, self.every, self.last):
             self.save(step)
         self.last = step
+
+
+def checkpoint_path(out: str, step: int) -> str:
+    """Where the run in `out` keeps its checkpoint of `step` (steps of every phase counted)."""
+    return os.path.join(out, "checkpoints", f"step_{step:09d}.weights.h5")
+
+
+def checkpoint_step(path: str) -> int:
+    """The step of a checkpoint file named by `checkpoint_path`."""
+    return int(os.path.basename(path)[len("step_") :].split(".")[0])
 
 
 def list_checkpoints(out: str) -> list[str]:

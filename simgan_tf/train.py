@@ -660,13 +660,13 @@ class Run:
 
     def finish(self) -> dict:
         """The final checkpoint, sample grid, both models and summary.json; returns the summary."""
-        from simgan_tf.callbacks import backup_run, list_checkpoints
+        from simgan_tf.callbacks import backup_run, checkpoint_step, list_checkpoints
         from simgan_tf.stats import toward_real
 
         cfg, model, rng = self.cfg, self.model, self.rng
         step = self.step
         newest = list_checkpoints(cfg.out)[-1:]
-        if not newest or not newest[0].endswith(f"{step:09d}.weights.h5"):
+        if not newest or checkpoint_step(newest[0]) != step:
             self.checkpoints.save(step)
         # After the checkpoint, which keeps the last weights (and the average) for a resume.
         model.use_refiner_average()

@@ -110,7 +110,7 @@ def load_run(run: str, checkpoint: str | None = None, average: bool = True) -> t
 def find_checkpoint(run: str, checkpoint: str | None) -> str:
     """The checkpoint file `checkpoint` names: a path, a step number (as in its file name, pretraining
     steps included) or None for the newest."""
-    from simgan_tf.callbacks import list_checkpoints
+    from simgan_tf.callbacks import checkpoint_path, checkpoint_step, list_checkpoints
 
     found = list_checkpoints(run)
     if checkpoint is not None and not checkpoint.isdigit():
@@ -121,9 +121,9 @@ def find_checkpoint(run: str, checkpoint: str | None) -> str:
         raise SimGANError(f"{run}: no checkpoints (expected {run}/checkpoints/step_*.weights.h5)")
     if checkpoint is None:
         return found[-1]
-    path = os.path.join(run, "checkpoints", f"step_{int(checkpoint):09d}.weights.h5")
+    path = checkpoint_path(run, int(checkpoint))
     if path not in found:
-        steps = ", ".join(str(int(os.path.basename(f)[5:14])) for f in found)
+        steps = ", ".join(str(checkpoint_step(f)) for f in found)
         raise SimGANError(f"{run}: no checkpoint at step {checkpoint}; it has steps {steps}")
     return path
 
