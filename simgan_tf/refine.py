@@ -1,5 +1,8 @@
 """Refine a whole data set: `python -m simgan_tf.refine --refiner RUN/refiner.keras --input gaze.h5 --output refined.h5`.
 
+`--run RUN` instead of `--refiner` loads the run's refiner.keras, or with `--checkpoint STEP` and
+`--no-average` the refiner one of its checkpoints holds (`load_run`, which evaluate shares).
+
 The output keeps the input's layout (`--layout` picks the Kaggle `image` group of zero-padded keys, or
 one plain (N, H, W) uint8 array, which is far faster for large sets) with every other key of the input
 (`look_vec`, `path`, ...) copied unchanged, in the input's image order. The input is read and the
@@ -50,6 +53,74 @@ def load_refiner(path: str | os.PathLike):
         raise SimGANError(f"{path}: cannot be loaded as a Keras model ({first})") from None
 
 
+def load_run(run: str, checkpoint: str | None = None, average: bool = True) -> tuple[dict, object]:
+    """The run's config.json and refiner, with one-line errors for a missing or broken run directory.
+
+    The refiner is RUN/refiner.keras, or with `checkpoint` (a path or a step number) or without
+    `average` the refiner of that checkpoint (default the newest): `checkpoint_refiner`.
+    """
+    if not os.path.isdir(run):
+        raise SimGANError(
+            f"{run}: no such run directory (expected what `simgan_tf.train --out` wrote)"
+        )
+    config_path = os.path.join(run, "config.json")
+    if not os.path.isfile(config_path):
+        raise SimGANError(f"{run}: no config.json; is this a training run directory?")
+    config = read_json(config_path)
+    if checkpoint is None and average:
+        return config, load_refiner(os.path.join(run, "refiner.keras"))
+    return config, checkpoint_refiner(run, config, checkpoint, average)
+
+
+def find_checkpoint(run: str, checkpoint: str | None) -> str:
+    """The checkpoint file `checkpoint` names: a path, a step number (as in its file name, pretraining
+    steps included) or None for the newest."""
+    from simgan_tf.callbacks import checkpoint_path, checkpoint_step, list_checkpoints
+
+    found = list_checkpoints(run)
+    if checkpoint is not None and not checkpoint.isdigit():
+        if not os.path.isfile(checkpoint):
+            raise SimGANError(f"{checkpoint}: no such checkpoint file")
+        return checkpoint
+    if not found:
+        raise SimGANError(f"{run}: no checkpoints (expected {run}/checkpoints/step_*.weights.h5)")
+    if checkpoint is None:
+        return found[-1]
+    path = checkpoint_path(run, int(checkpoint))
+    if path not in found:
+        steps = ", ".join(str(checkpoint_step(f)) for f in found)
+        raise SimGANError(f"{run}: no checkpoint at step {checkpoint}; it has steps {steps}")
+    return path
+
+
+def checkpoint_refiner(run: str, config: dict, checkpoint: str | None, average: bool):
+    """The refiner of a checkpoint: its moving average of the weights where the run kept one
+    (--refiner-ema) and `average`, else its weights as they were at that step."""
+    from simgan_tf.config import Config
+    from simgan_tf.train import build_model
+
+    path = find_checkpoint(run, checkpoint)
+    model = build_model(Config.from_dict(config))
+    try:
+        model.load_weights(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file; all mean the same
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SimGANError(f"{path}: cannot be loaded into {run}'s networks ({first})") from None
+    if average:
+        model.use_refiner_average()
+    return model.refiner
+
+
+def refiner_source(run: str, config: dict, checkpoint: str | None, average: bool) -> str:
+    """Which weights the evaluated refiner has, in words, for the report."""
+    averaged = average and config.get("refiner_ema", 0) > 0
+    if checkpoint is None and average:
+        kind = "moving average" if averaged else "last weights"
+        return f"{run}/refiner.keras ({kind})"
+    path = find_checkpoint(run, checkpoint)
+    return f"{path} ({'moving average' if averaged else 'weights at that step'})"
+
+
 def check_image_size(refiner, size: tuple[int, int], source: str) -> None:
     """Raise if the refiner has a fixed input size other than `size` (H, W)."""
     expected = tuple(refiner.input_shape[1:3])
@@ -92,13 +163,12 @@ def make_refine_fn(
     return refine
 
 
-def run_preparation(
-    refiner_path: str, input_norm: str = "run"
-) -> tuple[Prepare | None, str | None]:
+def run_preparation(source: str, input_norm: str = "run") -> tuple[Prepare | None, str | None]:
     """(how to prepare uint8 images for this refiner, None for as they are; a line saying so or None).
 
-    "run": what config.json beside the refiner recorded (a run trained with "equalize" equalises
-    every image); a refiner without one (or from before input normalisation) gets raw images.
+    `source` is a refiner file or a run directory. "run": what the run's config.json (beside the
+    refiner file) recorded (a run trained with "equalize" equalises every image); a refiner without
+    one (or from before input normalisation) gets raw images.
     """
     if input_norm not in INPUT_NORMS:
         raise SimGANError(
@@ -107,12 +177,13 @@ def run_preparation(
     if input_norm == "equalize":
         return photometry.equalize, None
     # A missing refiner is refine_file's one error line; a note about its config.json would be noise.
-    if input_norm == "none" or not os.path.isfile(refiner_path):
+    if input_norm == "none" or not os.path.exists(source):
         return None, None
-    config_path = os.path.join(os.path.dirname(os.path.abspath(refiner_path)), "config.json")
+    folder = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
+    config_path = os.path.join(folder, "config.json")
     if not os.path.exists(config_path):
         return None, (
-            f"note: no config.json beside {refiner_path}: images go to the refiner as they are "
+            f"note: no config.json beside {source}: images go to the refiner as they are "
             "(--input-norm none)"
         )
     config = read_json(config_path)
@@ -234,7 +305,7 @@ class _ImageReader:
 
 
 def refine_file(
-    refiner_path: str,
+    refiner: str | keras.Model,
     input_path: str,
     output_path: str,
     *,
@@ -246,6 +317,8 @@ def refine_file(
 ) -> int:
     """Refine every image of `input_path` into `output_path`; returns the number of images.
 
+    `refiner`: a saved refiner's path (e.g. RUN/refiner.keras) or a loaded one (`load_run`).
+
     `layout`: "group" writes the Kaggle layout (one dataset per image under `image`), "plain" one
     (N, H, W) uint8 `image` array (far faster to write and read for large sets), "same" the input's.
     `prepare` (uint8 batch -> uint8 batch, e.g. from `run_preparation`) runs on each batch first;
@@ -254,7 +327,8 @@ def refine_file(
     import h5py
 
     _check_paths(input_path, output_path, batch_size=batch_size, layout=layout, overwrite=overwrite)
-    refiner = load_refiner(refiner_path)
+    if isinstance(refiner, str | os.PathLike):
+        refiner = load_refiner(refiner)
     # atomic_write makes the folder, and turns a failure to write into one line.
     with atomic_write(output_path) as tmp:
         with h5py.File(input_path, "r") as src:
@@ -376,7 +450,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m simgan_tf.refine",
         description="Refine every image of a data set with a trained refiner; labels and names are kept.",
     )
-    p.add_argument("--refiner", required=True, help="a trained refiner, e.g. RUN/refiner.keras")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--refiner", help="a trained refiner, e.g. RUN/refiner.keras")
+    source.add_argument(
+        "--run",
+        help="a training run directory: its refiner.keras, or with --checkpoint or --no-average "
+        "the refiner of one of its checkpoints (an unfinished run's too)",
+    )
     p.add_argument("--input", required=True, help="images to refine (Kaggle gaze.h5 layout)")
     p.add_argument("--output", required=True, help="where to write the refined set (same layout)")
     p.add_argument(
@@ -397,17 +477,46 @@ def _parser() -> argparse.ArgumentParser:
         "(default; none without one), per-image histogram equalisation, or none",
     )
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.add_argument(
+        "--checkpoint",
+        metavar="STEP|PATH",
+        help="with --run: the refiner of this checkpoint (a step number as in "
+        "RUN/checkpoints/step_N.weights.h5, or a path) instead of RUN/refiner.keras",
+    )
+    p.add_argument(
+        "--no-average",
+        action="store_true",
+        help="with --run, for a run trained with --refiner-ema: the checkpoint's own weights, not "
+        "their moving average (default checkpoint: the newest)",
+    )
     return p
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    prepare, note = run_preparation(args.refiner, args.input_norm)
+    refiner = args.refiner
+    if args.run is None and (args.checkpoint or args.no_average):
+        raise SimGANError(
+            "--checkpoint and --no-average choose among a run's refiners: add --run RUN"
+        )
+    prepare, note = run_preparation(args.refiner or args.run, args.input_norm)
+    if args.run is not None:
+        # Before loading the networks, which takes seconds: a wrong --output fails at once.
+        _check_paths(
+            args.input,
+            args.output,
+            batch_size=args.batch_size,
+            layout=args.layout,
+            overwrite=args.overwrite,
+        )
+        average = not args.no_average
+        config, refiner = load_run(args.run, args.checkpoint, average)
+        print(f"refiner: {refiner_source(args.run, config, args.checkpoint, average)}")
     if note:
         print(note)
     n = refine_file(
-        args.refiner,
+        refiner,
         args.input,
         args.output,
         batch_size=args.batch_size,

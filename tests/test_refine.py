@@ -278,3 +278,58 @@ def test_an_unresolved_run_config_is_one_line(tmp_path, identity_run, capsys):
         ["--refiner", refiner, "--input", str(src), "--output", str(tmp_path / "o.h5")], capsys
     )
     assert str(identity_run / "config.json") in err and "auto" in err
+
+
+# --- a run's refiners: --run, --checkpoint, --no-average -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def averaged_run(pair, tmp_path_factory):
+    """A smoke run that keeps a moving average of its refiner: checkpoints at steps 6, 9, 12."""
+    from simgan_tf.train import main as train
+
+    out = tmp_path_factory.mktemp("averaged") / "run"
+    argv = ["--preset", "smoke", "--synthetic", str(pair[0]), "--real", str(pair[1])]
+    train([*argv, "--out", str(out), "--refiner-ema", "0.5", "--verbose", "0"])
+    return out
+
+
+def test_refine_takes_a_runs_refiners_and_says_which(tmp_path, averaged_run, capsys):
+    src = tmp_path / "gaze.h5"
+    save_eyes(src, _images(20), np.ones((20, 3), np.float32))
+
+    def refined(*source):
+        dst = tmp_path / "refined.h5"
+        main([*source, "--input", str(src), "--output", str(dst), "--overwrite"])
+        return load_eyes(dst, cache=False).images, capsys.readouterr().out
+
+    saved, _ = refined("--refiner", str(averaged_run / "refiner.keras"))
+    run = ["--run", str(averaged_run)]
+    same, out = refined(*run)
+    np.testing.assert_array_equal(same, saved)
+    assert "refiner.keras (moving average)" in out
+    assert f"(from {averaged_run / 'config.json'})" in out  # prepared as the run was
+    # The final checkpoint's average is what the run saved; its own last weights are not.
+    final, out = refined(*run, "--checkpoint", "12")
+    np.testing.assert_array_equal(final, saved)
+    assert "step_000000012.weights.h5 (moving average)" in out
+    last, out = refined(*run, "--no-average")
+    assert "step_000000012.weights.h5 (weights at that step)" in out
+    assert np.abs(last.astype(int) - saved.astype(int)).max() > 0
+    early, _ = refined(*run, "--checkpoint", "6")
+    assert np.abs(early.astype(int) - saved.astype(int)).max() > 0
+
+
+def test_a_runs_refiner_that_is_not_there_is_one_line(tmp_path, averaged_run, refiner_path, capsys):
+    src, dst = tmp_path / "gaze.h5", tmp_path / "refined.h5"
+    save_eyes(src, _images(4))
+    io = ["--input", str(src), "--output", str(dst)]
+    cases = [
+        (["--refiner", refiner_path, "--checkpoint", "6"], "add --run RUN"),
+        (["--run", str(averaged_run), "--checkpoint", "7"], "no checkpoint at step 7; it has steps 6, 9, 12"),
+        (["--run", str(tmp_path / "gone")], "no such run directory"),
+        (["--run", str(averaged_run), "--input", str(tmp_path / "missing.h5")], "no such file"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert message in _fails([*io, *argv], capsys)
+    assert not dst.exists()

@@ -12,9 +12,8 @@ import numpy as np
 from simgan_tf import photometry
 from simgan_tf.config import PRESETS, Config
 from simgan_tf.errors import SimGANError
-from simgan_tf.files import read_json
 from simgan_tf.gaze import ESTIMATOR_PRESETS, EstimatorSpec
-from simgan_tf.refine import check_image_size, load_refiner
+from simgan_tf.refine import check_image_size, load_run, refiner_source
 
 
 @dataclass(frozen=True)
@@ -86,63 +85,6 @@ def discriminator_filters(config: dict) -> tuple[int, ...]:
         "discriminator_filters", Config.discriminator_filters
     )
     return tuple(int(w) for w in widths)
-
-
-def load_run(run: str, checkpoint: str | None = None, average: bool = True) -> tuple[dict, object]:
-    """The run's config.json and refiner, with one-line errors for a missing or broken run directory.
-
-    The refiner is RUN/refiner.keras, or with `checkpoint` (a path or a step number) or without
-    `average` the refiner of that checkpoint (default the newest): `checkpoint_refiner`.
-    """
-    if not os.path.isdir(run):
-        raise SimGANError(
-            f"{run}: no such run directory (expected what `simgan_tf.train --out` wrote)"
-        )
-    config_path = os.path.join(run, "config.json")
-    if not os.path.isfile(config_path):
-        raise SimGANError(f"{run}: no config.json; is this a training run directory?")
-    config = read_json(config_path)
-    if checkpoint is None and average:
-        return config, load_refiner(os.path.join(run, "refiner.keras"))
-    return config, checkpoint_refiner(run, config, checkpoint, average)
-
-
-def find_checkpoint(run: str, checkpoint: str | None) -> str:
-    """The checkpoint file `checkpoint` names: a path, a step number (as in its file name, pretraining
-    steps included) or None for the newest."""
-    from simgan_tf.callbacks import checkpoint_path, checkpoint_step, list_checkpoints
-
-    found = list_checkpoints(run)
-    if checkpoint is not None and not checkpoint.isdigit():
-        if not os.path.isfile(checkpoint):
-            raise SimGANError(f"{checkpoint}: no such checkpoint file")
-        return checkpoint
-    if not found:
-        raise SimGANError(f"{run}: no checkpoints (expected {run}/checkpoints/step_*.weights.h5)")
-    if checkpoint is None:
-        return found[-1]
-    path = checkpoint_path(run, int(checkpoint))
-    if path not in found:
-        steps = ", ".join(str(checkpoint_step(f)) for f in found)
-        raise SimGANError(f"{run}: no checkpoint at step {checkpoint}; it has steps {steps}")
-    return path
-
-
-def checkpoint_refiner(run: str, config: dict, checkpoint: str | None, average: bool):
-    """The refiner of a checkpoint: its moving average of the weights where the run kept one
-    (--refiner-ema) and `average`, else its weights as they were at that step."""
-    from simgan_tf.train import build_model
-
-    path = find_checkpoint(run, checkpoint)
-    model = build_model(Config.from_dict(config))
-    try:
-        model.load_weights(path)
-    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file; all mean the same
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SimGANError(f"{path}: cannot be loaded into {run}'s networks ({first})") from None
-    if average:
-        model.use_refiner_average()
-    return model.refiner
 
 
 def make_sizes(
@@ -226,13 +168,3 @@ def make_setup(
         prepare=photometry.from_config(config),
         refiner_source=refiner_source(run, config, checkpoint, average),
     )
-
-
-def refiner_source(run: str, config: dict, checkpoint: str | None, average: bool) -> str:
-    """Which weights the evaluated refiner has, in words, for the report."""
-    averaged = average and config.get("refiner_ema", 0) > 0
-    if checkpoint is None and average:
-        kind = "moving average" if averaged else "last weights"
-        return f"{run}/refiner.keras ({kind})"
-    path = find_checkpoint(run, checkpoint)
-    return f"{path} ({'moving average' if averaged else 'weights at that step'})"
