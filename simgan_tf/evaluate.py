@@ -36,6 +36,7 @@ from simgan_tf.evaluation.report import (
     realism_table,
     render_markdown,
 )
+from simgan_tf.evaluation.reuse import check_reuse, fingerprint, load_arms, save_arms
 from simgan_tf.evaluation.run import (
     EVAL_PRESETS,
     MEASURES,
@@ -115,16 +116,28 @@ def _load_sets(
     return _Sets(syn, tgt, real_images, real_source)
 
 
-def _gaze(s: Setup, sets: _Sets, wall: dict) -> tuple[dict, dict, dict]:
-    """The gaze arms: raw synthetic, refined (the same images and labels), and the oracle."""
+def _gaze(s: Setup, sets: _Sets, wall: dict, reuse: str | None) -> tuple[dict, dict, dict]:
+    """The gaze arms: raw synthetic, refined (the same images and labels), and the oracle; the
+    raw and oracle arms taken from `reuse` (an earlier evaluation) where nothing they depend on
+    changed. Those two are saved for the next evaluation to reuse."""
     syn, tgt = sets.synthetic, sets.target
     with _timed(wall, "refine_train"):
         refined = refine_array(s.refiner, syn.train, s.batch_size, progress=s.verbose)
     arms = {"synthetic": (syn.train, syn.train_labels), "refined": (refined, syn.train_labels)}
     if len(tgt.oracle_images) >= 2:
         arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
-    gaze, errors, models = gaze_arms(s, arms, tgt)
-    wall.update({f"gaze_{name}": g["seconds"] for name, g in gaze.items() if g})
+    # The refined arm is what is being measured: never reused.
+    prints = {n: fingerprint(s, *arms[n], tgt) for n in arms if n != "refined"}
+    reused = load_arms(reuse, prints, s.log) if reuse else {}
+    gaze, errors, models, predictions = gaze_arms(
+        s, arms, tgt, {n: (pred, model) for n, (pred, model, _) in reused.items()}
+    )
+    for name, g in gaze.items():
+        if name in reused:
+            g["reused_from"] = reused[name][2]
+        elif g:
+            wall[f"gaze_{name}"] = g["seconds"]
+    save_arms(s.out, predictions, models, prints)
     return gaze, errors, models
 
 
@@ -190,6 +203,7 @@ def evaluate(
     verbose: bool = True,
     checkpoint: str | None = None,
     average: bool = True,
+    reuse_arms: str | None = None,
 ) -> dict:
     """Run the measurements and write report.json, report.md and figures; returns the report.
 
@@ -198,9 +212,15 @@ def evaluate(
     MEASURES to run (the ones left out are None in the report). `checkpoint` (a path or step
     number) evaluates that checkpoint's refiner instead of RUN/refiner.keras; `average` False takes
     a checkpoint's last weights rather than their moving average (runs trained with --refiner-ema).
+    `reuse_arms` (an earlier evaluation's directory) takes the raw-synthetic and oracle arms from
+    there where their images, test set, recipe, seeds and code are the same (evaluation.reuse).
     """
     started, wall = time.time(), {}
     measures = check_measures(measures)
+    if reuse_arms:
+        if "gaze" not in measures:
+            raise SimGANError("--reuse-arms reuses gaze arms: it needs the gaze measure")
+        check_reuse(reuse_arms)
     s = make_setup(
         run,
         out=out,
@@ -223,7 +243,7 @@ def evaluate(
     measured = {"gaze": None, "drift": None, "realism": None}
     errors = None
     if "gaze" in measures:
-        measured["gaze"], errors, models = _gaze(s, sets, wall)
+        measured["gaze"], errors, models = _gaze(s, sets, wall, reuse_arms)
     if "drift" in measures:
         with _timed(wall, "label_drift"):
             measured["drift"] = label_drift(
@@ -326,6 +346,13 @@ def _parser() -> argparse.ArgumentParser:
         help="which measures to run, of gaze, drift (needs gaze) and realism (default all); "
         "realism alone (C2ST and probe, about a minute at quick size) checks a run's balance",
     )
+    p.add_argument(
+        "--reuse-arms",
+        metavar="EVAL_DIR",
+        help="take the raw-synthetic and oracle gaze arms from an earlier evaluation (its "
+        "arms/ folder) where their images, test set, estimator recipe, seeds and code are the "
+        "same; arms that differ are trained and say why (saves about 60%% of the time)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -389,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=not args.quiet,
         checkpoint=args.checkpoint,
         average=not args.no_average,
+        reuse_arms=args.reuse_arms,
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]

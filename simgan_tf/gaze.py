@@ -203,7 +203,11 @@ def evaluate_estimator(model: keras.Model, images: np.ndarray, look_vec: np.ndar
     """The paper's metric on a labelled set: mean angular error and share within 7 degrees, with
     the per-image errors and signed pitch and yaw errors (`pitch_yaw_errors`, see
     pitch_yaw_errors_deg)."""
-    pred = predict_gaze(model, images)
+    return score_predictions(predict_gaze(model, images), look_vec)
+
+
+def score_predictions(pred: np.ndarray, look_vec: np.ndarray) -> dict:
+    """evaluate_estimator's figures from an estimator's (N, 3) predictions."""
     out = summarise_errors(angular_error_deg(pred, look_vec))
     out["pitch_yaw_errors"] = pitch_yaw_errors_deg(pred, look_vec)
     return out

@@ -719,3 +719,77 @@ def test_a_checkpoint_that_is_not_there_is_one_clear_line(averaged_run, fake_run
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err, err
         assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
+    fake_run, tmp_path, capsys
+):
+    import keras
+
+    from simgan_tf.evaluate import main
+    from simgan_tf.models import build_refiner
+
+    target, synthetic = tmp_path / "target.h5", tmp_path / "synthetic.h5"
+    save_eyes(target, *toy_eyes(300, seed=1, domain="target"))
+    save_eyes(synthetic, *toy_eyes(400, seed=0))
+    argv = ["--preset", "smoke", "--steps", "10", "--measures", "gaze", "drift"]
+    argv += ["--target", str(target)]
+    first = tmp_path / "first"
+    assert main(["--run", str(fake_run), "--out", str(first), *argv, "--quiet"]) == 0
+    assert {p.name for p in (first / "arms").iterdir()} == {
+        f"{arm}.{ext}" for arm in ("synthetic", "oracle") for ext in ("npz", "keras")
+    }  # the refined arm is what each evaluation measures: never reused, not kept
+    # Another refiner: only its own arm has to be trained again.
+    keras.utils.set_random_seed(1)
+    build_refiner(filters=4, blocks=1).save(fake_run / "refiner.keras")
+    second = tmp_path / "second"
+    capsys.readouterr()
+    main(["--run", str(fake_run), "--out", str(second), *argv, "--reuse-arms", str(first)])
+    printed = capsys.readouterr().err
+    a, b = (json.loads((d / "report.json").read_text()) for d in (first, second))
+    for arm in ("synthetic", "oracle"):
+        assert b["gaze"][arm]["reused_from"] == str(first / "arms" / f"{arm}.npz")
+        assert b["gaze"][arm]["runs"] == a["gaze"][arm]["runs"]
+        assert f"gaze_{arm}" not in b["wall_seconds"] and f"{arm} arm: reused" in printed
+    assert "reused_from" not in b["gaze"]["refined"] and "gaze_refined" in b["wall_seconds"]
+    assert b["gaze"]["refined"]["runs"] != a["gaze"]["refined"]["runs"]
+    # Drift reads the reused raw arm's estimator: saved and loaded, it reads as when trained.
+    held = "synthetic_heldout_error_deg"
+    assert b["label_drift"][held] == a["label_drift"][held]
+    assert "Reused from an earlier evaluation" in (second / "report.md").read_text()
+
+    # Other synthetic images: the raw arm is trained again and says why; the oracle is reused.
+    third = tmp_path / "third"
+    main(["--run", str(fake_run), "--out", str(third), *argv, "--synthetic", str(synthetic),
+          "--reuse-arms", str(second)])  # fmt: skip
+    printed = capsys.readouterr().err
+    c = json.loads((third / "report.json").read_text())
+    assert "reused_from" not in c["gaze"]["synthetic"]
+    assert "other training images; training it" in printed
+    assert c["gaze"]["oracle"]["runs"] == a["gaze"]["oracle"]["runs"]
+    assert c["gaze"]["oracle"]["reused_from"] == str(second / "arms" / "oracle.npz")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--reuse-arms", "NOWHERE"], "no arms/ folder of gaze arms to reuse"),
+        (["--reuse-arms", "RUN", "--measures", "realism"], "needs the gaze measure"),
+        (["--reuse-arms", "CORRUPT"], "synthetic.npz: not a saved gaze arm"),
+    ],
+)
+def test_evaluate_reuse_arms_errors(fake_run, tmp_path, capsys, extra, message):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "arms").mkdir(parents=True)
+    (corrupt / "arms" / "synthetic.npz").write_bytes(b"not an npz file")
+    paths = {"NOWHERE": str(tmp_path / "nowhere"), "RUN": str(fake_run), "CORRUPT": str(corrupt)}
+    extra = [paths.get(arg, arg) for arg in extra]
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--out", str(out), "--quiet", *extra])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not out.exists()

@@ -8,7 +8,7 @@ import numpy as np
 
 from simgan_tf.evaluation.run import Setup, keras_verbosity
 from simgan_tf.evaluation.sets import Target
-from simgan_tf.gaze import evaluate_estimator, train_estimator
+from simgan_tf.gaze import angular_error_deg, predict_gaze, score_predictions, train_estimator
 
 # Head poses up to this (degrees) keep camera-frame yaw within the simulator's +-30 (data README).
 POSE_NEAR_DEG = 15.0
@@ -79,46 +79,64 @@ def pose_blindness(signed: np.ndarray, pose: np.ndarray) -> float | None:
     return float(np.polyfit(np.tile(pose, len(yaw)), yaw.ravel(), 1)[0])
 
 
+def train_arm(
+    s: Setup, name: str, images: np.ndarray, labels: np.ndarray, target: Target
+) -> tuple[np.ndarray, object]:
+    """One arm's estimator trained with every seed: its (seeds, test images, 3) predictions on the
+    target's test set, and the first seed's model."""
+    predictions, first = [], None
+    for r in range(s.repeats):
+        s.log(f"training the gaze estimator on {ARM_LABELS[name]} images, seed {s.seed + r}")
+        model = train_estimator(
+            images, labels, seed=s.seed + r, verbose=keras_verbosity(s.verbose), **s.spec.to_dict()
+        )
+        predictions.append(predict_gaze(model, target.test_images))
+        if first is None:
+            first = model
+        error = angular_error_deg(predictions[-1], target.test_labels)
+        s.log(f"  mean {error.mean():.2f} deg, within 7 deg {100 * np.mean(error <= 7.0):.1f}%")
+    return np.stack(predictions), first
+
+
+def arm_figures(
+    s: Setup, predictions: np.ndarray, n_train: int, target: Target
+) -> tuple[dict, np.ndarray]:
+    """The report's figures of one arm from its per-seed predictions on the test set, and the
+    errors of all seeds (seed after seed)."""
+    results = [score_predictions(pred, target.test_labels) for pred in predictions]
+    errors = np.concatenate([res.pop("errors") for res in results])
+    signed = np.concatenate([res.pop("pitch_yaw_errors") for res in results])
+    figures = average_runs(results, s.seed)
+    pitch_bias, yaw_bias = signed.mean(axis=0)
+    figures.update(n_train=n_train, pitch_bias_deg=float(pitch_bias), yaw_bias_deg=float(yaw_bias))
+    if target.test_pose is not None:
+        figures["by_pose"] = errors_by_pose(errors, target.test_pose, signed)
+        figures["pose_blindness"] = pose_blindness(signed, target.test_pose)
+    return figures, errors
+
+
 def gaze_arms(
-    s: Setup, arms: dict[str, tuple[np.ndarray, np.ndarray]], target: Target
-) -> tuple[dict, dict[str, np.ndarray], dict]:
+    s: Setup,
+    arms: dict[str, tuple[np.ndarray, np.ndarray]],
+    target: Target,
+    reused: dict[str, tuple[np.ndarray, object]] | None = None,
+) -> tuple[dict, dict[str, np.ndarray], dict, dict[str, np.ndarray]]:
     """Each arm's estimator, trained with every seed and tested on the target test set: the report's
-    figures, the errors of all seeds, and the first seed's models."""
+    figures, the errors of all seeds, the first seed's models and the per-seed test predictions.
+
+    `reused` gives arms' (predictions, first model) from an earlier evaluation (evaluation.reuse)
+    instead of training them; their figures are computed again from the predictions."""
     gaze: dict[str, dict | None] = {name: None for name in ARM_LABELS}
-    errors: dict[str, np.ndarray] = {}
-    models = {}
+    errors, models, predictions = {}, {}, {}
     for name, (images, labels) in arms.items():
         started = time.time()
-        results = []
-        for r in range(s.repeats):
-            s.log(f"training the gaze estimator on {ARM_LABELS[name]} images, seed {s.seed + r}")
-            model = train_estimator(
-                images,
-                labels,
-                seed=s.seed + r,
-                verbose=keras_verbosity(s.verbose),
-                **s.spec.to_dict(),
-            )
-            results.append(evaluate_estimator(model, target.test_images, target.test_labels))
-            models.setdefault(name, model)
-            s.log(
-                f"  mean {results[-1]['mean_deg']:.2f} deg, "
-                f"within 7 deg {100 * results[-1]['within_7deg']:.1f}%"
-            )
-        errors[name] = np.concatenate([res.pop("errors") for res in results])
-        signed = np.concatenate([res.pop("pitch_yaw_errors") for res in results])
-        gaze[name] = average_runs(results, s.seed)
-        pitch_bias, yaw_bias = signed.mean(axis=0)
-        gaze[name].update(
-            n_train=len(images),
-            seconds=round(time.time() - started, 1),
-            pitch_bias_deg=float(pitch_bias),
-            yaw_bias_deg=float(yaw_bias),
-        )
-        if target.test_pose is not None:
-            gaze[name]["by_pose"] = errors_by_pose(errors[name], target.test_pose, signed)
-            gaze[name]["pose_blindness"] = pose_blindness(signed, target.test_pose)
-    return gaze, errors, models
+        if reused and name in reused:
+            predictions[name], models[name] = reused[name]
+        else:
+            predictions[name], models[name] = train_arm(s, name, images, labels, target)
+        gaze[name], errors[name] = arm_figures(s, predictions[name], len(images), target)
+        gaze[name]["seconds"] = round(time.time() - started, 1)
+    return gaze, errors, models, predictions
 
 
 def gains(gaze: dict) -> tuple[float, list[float]]:

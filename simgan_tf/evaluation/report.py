@@ -261,6 +261,22 @@ def _seeds_text(report: dict) -> str:
     return f"seeds {report['seed']}..{report['seed'] + n - 1} (mean ± spread over seeds)"
 
 
+def _reused_text(report: dict) -> list[str]:
+    """Which arms an earlier evaluation's identical training gave (`--reuse-arms`)."""
+    reused = {
+        ARM_LABELS[n]: g["reused_from"]
+        for n, g in report["gaze"].items()
+        if g and g.get("reused_from")
+    }
+    if not reused:
+        return []
+    arms = "; ".join(f"{label}: `{path}`" for label, path in reused.items())
+    return [
+        f"Reused from an earlier evaluation (same training images, test set, recipe, seeds and "
+        f"code): {arms}."
+    ]
+
+
 def _gaze_section(report: dict) -> list[str]:
     d, e, n_seeds = report["data"], report["estimator"], report["repeats"]
     gains = ", ".join(f"{g:+.1%}" for g in report["gain_runs"])
@@ -274,6 +290,7 @@ def _gaze_section(report: dict) -> list[str]:
         f"(input_norm {d['input_norm']}). All are tested on {d['n_test']} labelled target images: "
         f"{d['target']}.",
         split_text(d),
+        *_reused_text(report),
         gaze_table(report),
         f"Refined vs raw synthetic: mean error {report['gain']:+.1%} (positive = refinement helped"
         + (f"; per seed: {gains}" if n_seeds > 1 else "")

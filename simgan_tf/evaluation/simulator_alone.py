@@ -122,7 +122,7 @@ def evaluate_simulator(
     arms = {"synthetic": (images, labels)}
     if len(tgt.oracle_images) >= 2:
         arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
-    gaze, _, models = gaze_arms(s, arms, tgt)
+    gaze, _, models, _ = gaze_arms(s, arms, tgt)
     reverse = None
     if "oracle" in models:
         s.log("the oracle (real eyes' estimator, first seed) on the renders")
