@@ -36,7 +36,7 @@ from simgan_tf.evaluation.report import (
     realism_table,
     render_markdown,
 )
-from simgan_tf.evaluation.reuse import check_reuse, fingerprint, load_arms, save_arms
+from simgan_tf.evaluation.reuse import Saved, fingerprint, load_arms, read_arms, save_arms
 from simgan_tf.evaluation.run import (
     EVAL_PRESETS,
     MEASURES,
@@ -116,10 +116,10 @@ def _load_sets(
     return _Sets(syn, tgt, real_images, real_source)
 
 
-def _gaze(s: Setup, sets: _Sets, wall: dict, reuse: str | None) -> tuple[dict, dict, dict]:
+def _gaze(s: Setup, sets: _Sets, wall: dict, saved: Saved | None) -> tuple[dict, dict, dict]:
     """The gaze arms: raw synthetic, refined (the same images and labels), and the oracle; the
-    raw and oracle arms taken from `reuse` (an earlier evaluation) where nothing they depend on
-    changed. Those two are saved for the next evaluation to reuse."""
+    raw and oracle arms taken from `saved` (an earlier evaluation's, reuse.read_arms) where nothing
+    they depend on changed. Those two are saved for the next evaluation to reuse."""
     syn, tgt = sets.synthetic, sets.target
     with _timed(wall, "refine_train"):
         refined = refine_array(s.refiner, syn.train, s.batch_size, progress=s.verbose)
@@ -128,7 +128,7 @@ def _gaze(s: Setup, sets: _Sets, wall: dict, reuse: str | None) -> tuple[dict, d
         arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
     # The refined arm is what is being measured: never reused.
     prints = {n: fingerprint(s, *arms[n], tgt) for n in arms if n != "refined"}
-    reused = load_arms(reuse, prints, s.log) if reuse else {}
+    reused = load_arms(saved, prints, tgt, s.log) if saved is not None else {}
     gaze, errors, models, predictions = gaze_arms(
         s, arms, tgt, {n: (pred, model) for n, (pred, model, _) in reused.items()}
     )
@@ -217,10 +217,11 @@ def evaluate(
     """
     started, wall = time.time(), {}
     measures = check_measures(measures)
+    saved = None
     if reuse_arms:
         if "gaze" not in measures:
             raise SimGANError("--reuse-arms reuses gaze arms: it needs the gaze measure")
-        check_reuse(reuse_arms)
+        saved = read_arms(reuse_arms)
     s = make_setup(
         run,
         out=out,
@@ -243,7 +244,7 @@ def evaluate(
     measured = {"gaze": None, "drift": None, "realism": None}
     errors = None
     if "gaze" in measures:
-        measured["gaze"], errors, models = _gaze(s, sets, wall, reuse_arms)
+        measured["gaze"], errors, models = _gaze(s, sets, wall, saved)
     if "drift" in measures:
         with _timed(wall, "label_drift"):
             measured["drift"] = label_drift(
@@ -364,6 +365,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
         "--measures": args.measures != list(MEASURES),
         "--checkpoint": args.checkpoint,
         "--no-average": args.no_average,
+        "--reuse-arms": args.reuse_arms,
     }
     given = [flag for flag, value in run_only.items() if value]
     if given:

@@ -625,6 +625,7 @@ def test_oracle_on_renders_sees_a_blind_estimator(rng):
         (["--synthetic", "x.h5"], "--synthetic only apply with --run, not with --scene-profile"),
         (["--measures", "gaze"], "--measures only apply with --run"),
         (["--checkpoint", "6", "--no-average"], "--checkpoint, --no-average only apply with --run"),
+        (["--reuse-arms", "earlier/eval"], "--reuse-arms only apply with --run"),
     ],
 )
 def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
@@ -751,6 +752,8 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
         assert b["gaze"][arm]["reused_from"] == str(first / "arms" / f"{arm}.npz")
         assert b["gaze"][arm]["runs"] == a["gaze"][arm]["runs"]
         assert f"gaze_{arm}" not in b["wall_seconds"] and f"{arm} arm: reused" in printed
+        assert b["gaze"][arm]["seconds"] is None
+    assert "estimator on raw synthetic" not in printed and "on target itself" not in printed
     assert "reused_from" not in b["gaze"]["refined"] and "gaze_refined" in b["wall_seconds"]
     assert b["gaze"]["refined"]["runs"] != a["gaze"]["refined"]["runs"]
     # Drift reads the reused raw arm's estimator: saved and loaded, it reads as when trained.
@@ -769,6 +772,20 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
     assert c["gaze"]["oracle"]["runs"] == a["gaze"]["oracle"]["runs"]
     assert c["gaze"]["oracle"]["reused_from"] == str(second / "arms" / "oracle.npz")
 
+    # Another recipe: nothing is reused. An estimator file that does not give its arm's
+    # predictions (a pair from two evaluations) is not taken either.
+    main(["--run", str(fake_run), "--out", str(tmp_path / "fourth"), *argv, "--steps", "11",
+          "--reuse-arms", str(second)])  # fmt: skip
+    printed = capsys.readouterr().err
+    assert printed.count("other estimator recipe; training it") == 2
+    (second / "arms" / "oracle.keras").write_bytes(
+        (third / "arms" / "synthetic.keras").read_bytes()
+    )
+    main(["--run", str(fake_run), "--out", str(tmp_path / "fifth"), *argv,
+          "--reuse-arms", str(second)])  # fmt: skip
+    printed = capsys.readouterr().err
+    assert "oracle.keras does not give" in printed and "synthetic arm: reused" in printed
+
 
 @pytest.mark.parametrize(
     "extra, message",
@@ -776,16 +793,28 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
         (["--reuse-arms", "NOWHERE"], "no arms/ folder of gaze arms to reuse"),
         (["--reuse-arms", "RUN", "--measures", "realism"], "needs the gaze measure"),
         (["--reuse-arms", "CORRUPT"], "synthetic.npz: not a saved gaze arm"),
+        (["--reuse-arms", "TRUNCATED"], "oracle.keras: missing or not a saved Keras model"),
     ],
 )
 def test_evaluate_reuse_arms_errors(fake_run, tmp_path, capsys, extra, message):
+    """One line, before any work, for each way --reuse-arms can be wrong."""
     from simgan_tf.evaluate import main
 
     out = tmp_path / "eval"
     corrupt = tmp_path / "corrupt"
     (corrupt / "arms").mkdir(parents=True)
     (corrupt / "arms" / "synthetic.npz").write_bytes(b"not an npz file")
-    paths = {"NOWHERE": str(tmp_path / "nowhere"), "RUN": str(fake_run), "CORRUPT": str(corrupt)}
+    # A well-formed arm whose estimator file was cut short.
+    truncated = tmp_path / "truncated" / "arms"
+    truncated.mkdir(parents=True)
+    np.savez(truncated / "oracle.npz", fingerprint=np.array("{}"), predictions=np.zeros((1, 4, 3)))
+    (truncated / "oracle.keras").write_bytes(b"PK\x03\x04 cut")
+    paths = {
+        "NOWHERE": str(tmp_path / "nowhere"),
+        "RUN": str(fake_run),
+        "CORRUPT": str(corrupt),
+        "TRUNCATED": str(truncated.parent),
+    }
     extra = [paths.get(arg, arg) for arg in extra]
     with pytest.raises(SystemExit) as e:
         main(["--run", str(fake_run), "--out", str(out), "--quiet", *extra])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import keras
 import numpy as np
 
 from simgan_tf.evaluation.run import Setup, keras_verbosity
@@ -81,7 +82,7 @@ def pose_blindness(signed: np.ndarray, pose: np.ndarray) -> float | None:
 
 def train_arm(
     s: Setup, name: str, images: np.ndarray, labels: np.ndarray, target: Target
-) -> tuple[np.ndarray, object]:
+) -> tuple[np.ndarray, keras.Model]:
     """One arm's estimator trained with every seed: its (seeds, test images, 3) predictions on the
     target's test set, and the first seed's model."""
     predictions, first = [], None
@@ -119,23 +120,23 @@ def gaze_arms(
     s: Setup,
     arms: dict[str, tuple[np.ndarray, np.ndarray]],
     target: Target,
-    reused: dict[str, tuple[np.ndarray, object]] | None = None,
+    reused: dict[str, tuple[np.ndarray, keras.Model]] | None = None,
 ) -> tuple[dict, dict[str, np.ndarray], dict, dict[str, np.ndarray]]:
-    """Each arm's estimator, trained with every seed and tested on the target test set: the report's
-    figures, the errors of all seeds, the first seed's models and the per-seed test predictions.
-
-    `reused` gives arms' (predictions, first model) from an earlier evaluation (evaluation.reuse)
-    instead of training them; their figures are computed again from the predictions."""
+    """Each arm's estimator, trained with every seed and tested on the target test set, or taken
+    from `reused` ((predictions, first model) of an earlier evaluation, evaluation.reuse): the
+    report's figures (computed from the predictions either way), the errors of all seeds, the first
+    seed's models and the per-seed test predictions. A reused arm's `seconds` is None."""
     gaze: dict[str, dict | None] = {name: None for name in ARM_LABELS}
     errors, models, predictions = {}, {}, {}
     for name, (images, labels) in arms.items():
         started = time.time()
-        if reused and name in reused:
+        was_reused = bool(reused) and name in reused
+        if was_reused:
             predictions[name], models[name] = reused[name]
         else:
             predictions[name], models[name] = train_arm(s, name, images, labels, target)
         gaze[name], errors[name] = arm_figures(s, predictions[name], len(images), target)
-        gaze[name]["seconds"] = round(time.time() - started, 1)
+        gaze[name]["seconds"] = None if was_reused else round(time.time() - started, 1)
     return gaze, errors, models, predictions
 
 

@@ -5,15 +5,19 @@ time. Every evaluation writes each arm's per-seed predictions on the test set an
 estimator to EVAL_DIR/arms/, with a fingerprint of everything those depend on: the arm's training
 images and labels, the test set, the estimator's recipe and seeds, and the code and library versions
 that train it. A later evaluation takes an arm from there only where every part of the fingerprint
-matches, so a reused arm is the arm it would have trained (to the bit on a CPU), and computes the
-arm's figures from the predictions again, with its own code.
+matches, and only where the saved estimator still gives the saved predictions, so a reused arm is
+the arm it would have trained (to the bit on the same machine); the arm's figures are computed from
+the predictions again, by the evaluation's own code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import zipfile
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -22,11 +26,15 @@ import tensorflow as tf
 from simgan_tf import gaze as gaze_module
 from simgan_tf import models as models_module
 from simgan_tf.errors import SimGANError
+from simgan_tf.evaluation.arms import train_arm
 from simgan_tf.evaluation.run import Setup
 from simgan_tf.evaluation.sets import Target
 from simgan_tf.files import atomic_write
+from simgan_tf.gaze import predict_gaze
 
 ARMS_DIR = "arms"
+# The refined arm is what each evaluation measures: never reused, so never kept.
+REUSABLE = ("synthetic", "oracle")
 
 # What each part of a fingerprint is called in the line that says why an arm was not reused.
 PARTS = {
@@ -34,9 +42,12 @@ PARTS = {
     "test": "test set",
     "estimator": "estimator recipe",
     "seeds": "seeds",
-    "code": "estimator code (gaze.py, models.py)",
-    "libraries": "TensorFlow/Keras versions",
+    "code": "estimator code (gaze.py, models.py, arms.train_arm)",
+    "software": "TensorFlow/Keras versions, dtype policy or device",
 }
+
+# A saved arm as read back: its fingerprint, (seeds, test images, 3) predictions, and its file.
+Saved = dict[str, tuple[dict, np.ndarray, str]]
 
 
 def _sha(*arrays: np.ndarray | None) -> str:
@@ -50,12 +61,19 @@ def _sha(*arrays: np.ndarray | None) -> str:
 
 
 def _code_sha() -> str:
+    # What trains an arm and predicts with it; its figures are computed again from the predictions.
     h = hashlib.sha256()
-    # The estimator's network and training (the figures are computed again from the predictions).
     for module in (gaze_module, models_module):
         with open(module.__file__, "rb") as f:
             h.update(f.read())
+    h.update(inspect.getsource(train_arm).encode())
     return h.hexdigest()[:16]
+
+
+def _software() -> str:
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    policy = keras.config.dtype_policy().name
+    return f"tensorflow {tf.__version__}, keras {keras.__version__}, {policy}, {device}"
 
 
 def fingerprint(s: Setup, images: np.ndarray, labels: np.ndarray, target: Target) -> dict:
@@ -66,7 +84,7 @@ def fingerprint(s: Setup, images: np.ndarray, labels: np.ndarray, target: Target
         "estimator": s.spec.to_dict(),
         "seeds": list(range(s.seed, s.seed + s.repeats)),
         "code": _code_sha(),
-        "libraries": f"tensorflow {tf.__version__}, keras {keras.__version__}",
+        "software": _software(),
     }
 
 
@@ -74,65 +92,83 @@ def save_arms(
     out: str, predictions: dict[str, np.ndarray], models: dict, fingerprints: dict[str, dict]
 ) -> None:
     """Write each fingerprinted arm to OUT/arms/: NAME.npz (fingerprint, per-seed test
-    predictions) and NAME.keras (the first seed's estimator, which label drift reads)."""
-    for name, print_ in fingerprints.items():
+    predictions) and NAME.keras (the first seed's estimator, which label drift reads). An arm this
+    evaluation did not measure is removed, so that no file describes an earlier one."""
+    for name in REUSABLE:
         base = os.path.join(out, ARMS_DIR, name)
+        if name not in fingerprints:
+            for stale in (base + ".npz", base + ".keras"):
+                if os.path.exists(stale):
+                    os.remove(stale)
+            continue
         with atomic_write(base + ".keras") as tmp:
             models[name].save(tmp)
         with atomic_write(base + ".npz") as tmp:
-            np.savez(tmp, fingerprint=np.array(json.dumps(print_)), predictions=predictions[name])
+            print_ = np.array(json.dumps(fingerprints[name]))
+            np.savez(tmp, fingerprint=print_, predictions=predictions[name])
 
 
 def _read_arm(path: str) -> tuple[dict, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             print_, predictions = json.loads(str(f["fingerprint"])), f["predictions"]
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise SimGANError(f"{path}: not a saved gaze arm ({e})") from None
     if not isinstance(print_, dict) or predictions.ndim != 3 or predictions.shape[2] != 3:
         raise SimGANError(
             f"{path}: not a saved gaze arm (no fingerprint or (seeds, N, 3) predictions)"
         )
+    model = path[: -len(".npz")] + ".keras"
+    if not zipfile.is_zipfile(model):
+        raise SimGANError(f"{model}: missing or not a saved Keras model (its arm is {path})")
     return print_, predictions
 
 
-def check_reuse(source: str) -> str:
-    """SOURCE's arms folder, every saved arm in it readable; an error line where not."""
+def read_arms(source: str) -> Saved:
+    """The saved arms under SOURCE (an evaluation directory), every one checked readable; an error
+    line where there is no arms folder or a file in it is not a saved arm."""
     folder = os.path.join(source, ARMS_DIR)
     if not os.path.isdir(folder):
         raise SimGANError(
-            f"{source}: no {ARMS_DIR}/ folder of gaze arms to reuse (every evaluation with the "
-            "gaze measure writes one)"
+            f"{source}: no {ARMS_DIR}/ folder of gaze arms to reuse (every evaluation of a run "
+            "with the gaze measure writes one)"
         )
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".npz"):
-            _read_arm(os.path.join(folder, name))
-    return folder
+    saved = {}
+    for name in REUSABLE:
+        path = os.path.join(folder, name + ".npz")
+        if os.path.exists(path):
+            saved[name] = (*_read_arm(path), path)
+    return saved
 
 
 def load_arms(
-    source: str, fingerprints: dict[str, dict], log
+    saved: Saved, fingerprints: dict[str, dict], target: Target, log: Callable[[str], None]
 ) -> dict[str, tuple[np.ndarray, keras.Model, str]]:
-    """The arms under SOURCE (an evaluation directory) whose fingerprint matches: for each, its
-    per-seed test predictions, first-seed estimator and file. Logs one line for each arm it takes
-    or leaves, and why."""
-    folder = check_reuse(source)
+    """Of the saved arms, those whose fingerprint matches and whose estimator still gives its saved
+    predictions: for each, the predictions, the first seed's estimator and the file. Logs one line
+    for each arm it takes or leaves, and why."""
     reused = {}
     for name, wanted in fingerprints.items():
-        path = os.path.join(folder, name + ".npz")
-        if not os.path.exists(path):
-            log(f"{name} arm: not in {folder}, training it")
+        if name not in saved:
+            log(f"{name} arm: none saved there, training it")
             continue
-        stored, predictions = _read_arm(path)
+        stored, predictions, path = saved[name]
         differ = [PARTS[k] for k in PARTS if stored.get(k) != wanted[k]]
         if differ:
             log(f"{name} arm: {path} has other {', '.join(differ)}; training it")
             continue
-        model_path = os.path.join(folder, name + ".keras")
+        if predictions.shape != (len(wanted["seeds"]), len(target.test_images), 3):
+            raise SimGANError(f"{path}: predictions of shape {predictions.shape} for its test set")
+        model_path = path[: -len(".npz")] + ".keras"
         try:
             model = keras.models.load_model(model_path, compile=False)
-        except (OSError, ValueError) as e:
+        except Exception as e:  # Keras raises many kinds for a damaged file
             raise SimGANError(f"{model_path}: cannot be loaded ({e})") from None
+        # The two files are written one after the other: a pair from different evaluations
+        # (an interrupted write, a copy by hand) must not pass for one arm.
+        if not np.allclose(predict_gaze(model, target.test_images), predictions[0], atol=1e-5):
+            log(f"{name} arm: {model_path} does not give {path}'s predictions; training it")
+            continue
         reused[name] = (predictions, model, path)
         log(f"{name} arm: reused from {path} (same images, test set, recipe, seeds and code)")
     return reused
