@@ -9,7 +9,13 @@ import numpy as np
 
 from simgan_tf.evaluation.run import Setup, keras_verbosity
 from simgan_tf.evaluation.sets import Target
-from simgan_tf.gaze import angular_error_deg, predict_gaze, score_predictions, train_estimator
+from simgan_tf.gaze import (
+    angular_error_deg,
+    predict_gaze,
+    score_predictions,
+    summarise_errors,
+    train_estimator,
+)
 
 # Head poses up to this (degrees) keep camera-frame yaw within the simulator's +-30 (data README).
 POSE_NEAR_DEG = 15.0
@@ -94,8 +100,8 @@ def train_arm(
         predictions.append(predict_gaze(model, target.test_images))
         if first is None:
             first = model
-        error = angular_error_deg(predictions[-1], target.test_labels)
-        s.log(f"  mean {error.mean():.2f} deg, within 7 deg {100 * np.mean(error <= 7.0):.1f}%")
+        res = summarise_errors(angular_error_deg(predictions[-1], target.test_labels))
+        s.log(f"  mean {res['mean_deg']:.2f} deg, within 7 deg {100 * res['within_7deg']:.1f}%")
     return np.stack(predictions), first
 
 
@@ -130,7 +136,7 @@ def gaze_arms(
     errors, models, predictions = {}, {}, {}
     for name, (images, labels) in arms.items():
         started = time.time()
-        was_reused = bool(reused) and name in reused
+        was_reused = name in (reused or {})
         if was_reused:
             predictions[name], models[name] = reused[name]
         else:

@@ -108,6 +108,11 @@ def save_arms(
             np.savez(tmp, fingerprint=print_, predictions=predictions[name])
 
 
+def _model_path(arm_path: str) -> str:
+    """NAME.keras beside an arm's NAME.npz."""
+    return arm_path[: -len(".npz")] + ".keras"
+
+
 def _read_arm(path: str) -> tuple[dict, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -118,7 +123,7 @@ def _read_arm(path: str) -> tuple[dict, np.ndarray]:
         raise SimGANError(
             f"{path}: not a saved gaze arm (no fingerprint or (seeds, N, 3) predictions)"
         )
-    model = path[: -len(".npz")] + ".keras"
+    model = _model_path(path)
     if not zipfile.is_zipfile(model):
         raise SimGANError(f"{model}: missing or not a saved Keras model (its arm is {path})")
     return print_, predictions
@@ -159,7 +164,7 @@ def load_arms(
             continue
         if predictions.shape != (len(wanted["seeds"]), len(target.test_images), 3):
             raise SimGANError(f"{path}: predictions of shape {predictions.shape} for its test set")
-        model_path = path[: -len(".npz")] + ".keras"
+        model_path = _model_path(path)
         try:
             model = keras.models.load_model(model_path, compile=False)
         except Exception as e:  # Keras raises many kinds for a damaged file
