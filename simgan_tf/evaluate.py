@@ -23,7 +23,7 @@ import numpy as np
 
 from simgan_tf import photometry
 from simgan_tf.errors import SimGANError, cli
-from simgan_tf.evaluation.arms import ARM_LABELS, errors_by_pose, gains, gaze_arms
+from simgan_tf.evaluation.arms import ARM_LABELS, errors_by_pose, gains
 from simgan_tf.evaluation.drift import label_drift
 from simgan_tf.evaluation.figures import save_error_histogram, save_figures, save_montage
 from simgan_tf.evaluation.people import TargetSplit, real_sets, split_target
@@ -36,7 +36,7 @@ from simgan_tf.evaluation.report import (
     realism_table,
     render_markdown,
 )
-from simgan_tf.evaluation.reuse import Saved, fingerprint, load_arms, read_arms, save_arms
+from simgan_tf.evaluation.reuse import Saved, gaze_arms_reusing, read_arms
 from simgan_tf.evaluation.run import (
     EVAL_PRESETS,
     MEASURES,
@@ -126,18 +126,10 @@ def _gaze(s: Setup, sets: _Sets, wall: dict, saved: Saved | None) -> tuple[dict,
     arms = {"synthetic": (syn.train, syn.train_labels), "refined": (refined, syn.train_labels)}
     if len(tgt.oracle_images) >= 2:
         arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
-    # The refined arm is what is being measured: never reused.
-    prints = {n: fingerprint(s, *arms[n], tgt) for n in arms if n != "refined"}
-    reused = load_arms(saved, prints, tgt, s.log) if saved is not None else {}
-    gaze, errors, models, predictions = gaze_arms(
-        s, arms, tgt, {n: (pred, model) for n, (pred, model, _) in reused.items()}
-    )
+    gaze, errors, models = gaze_arms_reusing(s, arms, tgt, saved)
     for name, g in gaze.items():
-        if name in reused:
-            g["reused_from"] = reused[name][2]
-        elif g:
+        if g and g["seconds"] is not None:  # None: reused, no time spent on it here
             wall[f"gaze_{name}"] = g["seconds"]
-    save_arms(s.out, predictions, models, prints)
     return gaze, errors, models
 
 
@@ -352,7 +344,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="EVAL_DIR",
         help="take the raw-synthetic and oracle gaze arms from an earlier evaluation (its "
         "arms/ folder) where their images, test set, estimator recipe, seeds and code are the "
-        "same; arms that differ are trained and say why (saves about 60%% of the time)",
+        "same; arms that differ are trained and say why (saves about 60%% of the time; with "
+        "--scene-profile, after a simulator change, the oracle: about half)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -365,7 +358,6 @@ def _simulator_main(args: argparse.Namespace) -> int:
         "--measures": args.measures != list(MEASURES),
         "--checkpoint": args.checkpoint,
         "--no-average": args.no_average,
-        "--reuse-arms": args.reuse_arms,
     }
     given = [flag for flag, value in run_only.items() if value]
     if given:
@@ -384,6 +376,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
         groups=args.groups,
         pose_key=args.pose_key,
         verbose=not args.quiet,
+        reuse_arms=args.reuse_arms,
     )
     out = args.out or default_out(args.scene_profile)
     tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), blindness_text(report)]

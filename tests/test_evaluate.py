@@ -560,11 +560,16 @@ def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, ca
     assert "raw synthetic" in printed and "refined" not in printed and "Pose blindness" in printed
     report = json.loads((alone / "report.json").read_text())
     # The run's evaluation at the same seed: the same test and oracle people, the real set's left out.
+    # So the same oracle, which it takes from the simulator's arms; its raw arm (other scenes, no
+    # input normalisation) is not the simulator's, and is trained.
     with_run = tmp_path / "with_run"
     argv = ["--run", fake_run, "--out", with_run, "--measures", "gaze", *common]
-    assert main([str(a) for a in argv]) == 0
-    split = json.loads((with_run / "report.json").read_text())["data"]["split"]
+    assert main([str(a) for a in [*argv, "--reuse-arms", alone]]) == 0
+    run_report = json.loads((with_run / "report.json").read_text())
+    split = run_report["data"]["split"]
     assert report["data"]["split"] == split and split["excluded_people"] == [0, 1]
+    assert run_report["gaze"]["oracle"]["reused_from"] == str(alone / "arms" / "oracle.npz")
+    assert "reused_from" not in run_report["gaze"]["synthetic"]
     assert report["scene_profile"] == "columbia" and report["gaze"]["refined"] is None
     # auto resolves as training does, from the real set.
     from simgan_tf.data import load_eyes
@@ -625,7 +630,10 @@ def test_oracle_on_renders_sees_a_blind_estimator(rng):
         (["--synthetic", "x.h5"], "--synthetic only apply with --run, not with --scene-profile"),
         (["--measures", "gaze"], "--measures only apply with --run"),
         (["--checkpoint", "6", "--no-average"], "--checkpoint, --no-average only apply with --run"),
-        (["--reuse-arms", "earlier/eval"], "--reuse-arms only apply with --run"),
+        (
+            ["--input-norm", "none", "--reuse-arms", "earlier/eval"],
+            "earlier/eval: no arms/ folder of gaze arms to reuse",
+        ),
     ],
 )
 def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
@@ -639,6 +647,52 @@ def test_the_simulator_alone_refuses_what_it_cannot_do(tmp_path, capsys, extra, 
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_simulator_alone_reuses_the_oracle_after_a_simulator_change(tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
+    real = people_file(tmp_path / "real.h5", [0, 1], 50, seed=2)
+    common = ["--target", target, "--real", real, "--preset", "smoke", "--steps", "5"]
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    assert main([str(a) for a in ["--scene-profile", "columbia", "--out", first, *common]]) == 0
+    assert {p.name for p in (first / "arms").iterdir()} == {
+        f"{arm}.{ext}" for arm in ("synthetic", "oracle") for ext in ("npz", "keras")
+    }
+    capsys.readouterr()
+    # Nothing changed: both arms reused, nothing trained, the same figures.
+    argv = ["--scene-profile", "columbia", "--out", second, *common, "--reuse-arms", first]
+    assert main([str(a) for a in argv]) == 0
+    printed = capsys.readouterr().err
+    assert "training the gaze estimator" not in printed
+    a, b = (json.loads((d / "report.json").read_text()) for d in (first, second))
+    for arm in ("synthetic", "oracle"):
+        assert f"{arm} arm: reused" in printed and b["gaze"][arm]["seconds"] is None
+        assert b["gaze"][arm]["reused_from"] == str(first / "arms" / f"{arm}.npz")
+        assert b["gaze"][arm]["runs"] == a["gaze"][arm]["runs"]
+    # The reused oracle is the model it saved: it reads the renders as when it was trained.
+    assert b["oracle_on_renders"] == a["oracle_on_renders"]
+    assert "Reused from an earlier evaluation" in (second / "report.md").read_text()
+
+    # Another scene profile, the same people: only the raw arm is trained again, and says why.
+    argv = ["--scene-profile", "uniform", "--out", third, *common, "--reuse-arms", first]
+    assert main([str(a) for a in argv]) == 0
+    printed = capsys.readouterr().err
+    assert "synthetic arm: " in printed and "other training images; training it" in printed
+    assert "training the gaze estimator on raw synthetic images" in printed
+    assert "training the gaze estimator on target itself" not in printed
+    c = json.loads((third / "report.json").read_text())
+    assert "reused_from" not in c["gaze"]["synthetic"] and c["gaze"]["synthetic"]["seconds"] > 0
+    assert c["gaze"]["oracle"]["reused_from"] == str(first / "arms" / "oracle.npz")
+    assert c["gaze"]["oracle"]["runs"] == a["gaze"]["oracle"]["runs"]
+    # The reused oracle reads the new renders.
+    reverse = c["oracle_on_renders"]
+    assert reverse["n"] == c["data"]["n_train"] and np.isfinite(reverse["mean_deg"])
+    assert reverse != a["oracle_on_renders"]
+    md = (third / "report.md").read_text()
+    assert "target itself (oracle): `" in md and "raw synthetic: `" not in md
+    assert "The other way round" in md
 
 
 def test_input_norm_is_for_the_simulator_alone_and_run_excludes_scene_profile(fake_run, capsys):

@@ -261,7 +261,7 @@ def _seeds_text(report: dict) -> str:
     return f"seeds {report['seed']}..{report['seed'] + n - 1} (mean ± spread over seeds)"
 
 
-def _reused_text(report: dict) -> list[str]:
+def reused_text(report: dict) -> list[str]:
     """Which arms an earlier evaluation's identical training gave (`--reuse-arms`)."""
     reused = {
         ARM_LABELS[n]: g["reused_from"]
@@ -290,7 +290,7 @@ def _gaze_section(report: dict) -> list[str]:
         f"(input_norm {d['input_norm']}). All are tested on {d['n_test']} labelled target images: "
         f"{d['target']}.",
         split_text(d),
-        *_reused_text(report),
+        *reused_text(report),
         gaze_table(report),
         f"Refined vs raw synthetic: mean error {report['gain']:+.1%} (positive = refinement helped"
         + (f"; per seed: {gains}" if n_seeds > 1 else "")

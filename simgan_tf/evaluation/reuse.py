@@ -26,7 +26,7 @@ import tensorflow as tf
 from simgan_tf import gaze as gaze_module
 from simgan_tf import models as models_module
 from simgan_tf.errors import SimGANError
-from simgan_tf.evaluation.arms import train_arm
+from simgan_tf.evaluation.arms import gaze_arms, train_arm
 from simgan_tf.evaluation.run import Setup
 from simgan_tf.evaluation.sets import Target
 from simgan_tf.files import atomic_write
@@ -135,8 +135,8 @@ def read_arms(source: str) -> Saved:
     folder = os.path.join(source, ARMS_DIR)
     if not os.path.isdir(folder):
         raise SimGANError(
-            f"{source}: no {ARMS_DIR}/ folder of gaze arms to reuse (every evaluation of a run "
-            "with the gaze measure writes one)"
+            f"{source}: no {ARMS_DIR}/ folder of gaze arms to reuse (every evaluation with the "
+            "gaze measure writes one, --scene-profile's too)"
         )
     saved = {}
     for name in REUSABLE:
@@ -177,3 +177,20 @@ def load_arms(
         reused[name] = (predictions, model, path)
         log(f"{name} arm: reused from {path} (same images, test set, recipe, seeds and code)")
     return reused
+
+
+def gaze_arms_reusing(
+    s: Setup, arms: dict[str, tuple[np.ndarray, np.ndarray]], target: Target, saved: Saved | None
+) -> tuple[dict, dict[str, np.ndarray], dict]:
+    """arms.gaze_arms, with the raw and oracle arms taken from `saved` (read_arms; None: train
+    everything) where their fingerprint matches, each marked `reused_from`; those two are saved to
+    s.out/arms/ for the next evaluation. The report's figures, the errors and the first models."""
+    prints = {name: fingerprint(s, *arms[name], target) for name in arms if name in REUSABLE}
+    reused = load_arms(saved, prints, target, s.log) if saved is not None else {}
+    gaze, errors, models, predictions = gaze_arms(
+        s, arms, target, {name: (pred, model) for name, (pred, model, _) in reused.items()}
+    )
+    for name, (_, _, path) in reused.items():
+        gaze[name]["reused_from"] = path
+    save_arms(s.out, predictions, models, prints)
+    return gaze, errors, models

@@ -10,6 +10,13 @@ them against `real` (`--input-norm`, default auto), the target is split by perso
 oracle, trained on the other people, shows how low the error can go. The oracle is also read the
 other way round, on the renders themselves: an estimator of real eyes that misreads our eyes points at
 what the simulator draws unlike real eyes (a sclera too bright read as a gaze 15 deg to the right).
+
+Both arms are saved to OUT/arms/ as `evaluate --run` saves them (evaluation.reuse), and
+`--reuse-arms EARLIER_OUT` takes back each whose fingerprint matches: after a simulator change only
+the raw arm is trained again, and the oracle (the same people, split and seeds) is reused, about
+half of each iteration's time. The raw arm's renders and split are those of `evaluate --run` at the
+same seed and input normalisation, so an arm saved by either may be reused by the other where the
+fingerprint matches.
 """
 
 from __future__ import annotations
@@ -24,9 +31,16 @@ import numpy as np
 from simgan_tf import photometry
 from simgan_tf.data import load_eyes
 from simgan_tf.errors import SimGANError
-from simgan_tf.evaluation.arms import NEAR_POSE_KEY, errors_by_pose, gaze_arms, pose_blindness
+from simgan_tf.evaluation.arms import NEAR_POSE_KEY, errors_by_pose, pose_blindness
 from simgan_tf.evaluation.people import real_sets
-from simgan_tf.evaluation.report import blindness_text, gaze_table, pose_table, split_text
+from simgan_tf.evaluation.report import (
+    blindness_text,
+    gaze_table,
+    pose_table,
+    reused_text,
+    split_text,
+)
+from simgan_tf.evaluation.reuse import gaze_arms_reusing, read_arms
 from simgan_tf.evaluation.run import Setup, make_sizes
 from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, render_builtin, target_data
 from simgan_tf.files import write_text
@@ -86,11 +100,14 @@ def evaluate_simulator(
     groups: str = "subject",
     pose_key: str = "head_pose_deg",
     verbose: bool = True,
+    reuse_arms: str | None = None,
 ) -> dict:
     """Train estimators on raw `profile` renders and on the target's other people (the oracle), test
     both on the target's test people; write report.json and report.md to `out`; return the report.
 
     `target` None tests on the simulator's own target domain (seed + 2000), as `evaluate --run` does.
+    `reuse_arms` (an earlier evaluation's directory) takes either arm from there where its images,
+    test set, recipe, seeds and code are the same (evaluation.reuse).
     """
     started = time.time()
     get_profile(profile)
@@ -99,6 +116,8 @@ def evaluate_simulator(
             f"--input-norm {input_norm} matches the renders to a real set: give --real "
             "(the images a refiner would train against), or --input-norm none or equalize"
         )
+    # Before any work: a folder that holds no arms is one error line and nothing written.
+    saved = read_arms(reuse_arms) if reuse_arms else None
     sizes, spec = make_sizes(preset, n_train, steps, repeats)
     out = out or default_out(profile)
     os.makedirs(out, exist_ok=True)
@@ -122,7 +141,7 @@ def evaluate_simulator(
     arms = {"synthetic": (images, labels)}
     if len(tgt.oracle_images) >= 2:
         arms["oracle"] = (tgt.oracle_images, tgt.oracle_labels)
-    gaze, _, models, _ = gaze_arms(s, arms, tgt)
+    gaze, _, models = gaze_arms_reusing(s, arms, tgt, saved)
     reverse = None
     if "oracle" in models:
         s.log("the oracle (real eyes' estimator, first seed) on the renders")
@@ -170,6 +189,7 @@ def render_simulator_markdown(report: dict) -> str:
         + f"), no refiner; tested on {d['n_test']} labelled images; "
         f"{report['wall_seconds']:.0f} s.",
         split_text(d),
+        *reused_text(report),
         gaze_table(report, SIMULATOR_ARMS),
     ]
     by_pose = pose_table(report)
