@@ -514,6 +514,19 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
     assert "### By head pose" in md and "| -15 to 15 | " in md
     assert "Pose blindness" in md and "yaw bias" in md
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
+    # Every arm's predictions are kept with the test images' rows in the target file, so any column
+    # of that file joins them: its labels there are the test labels, and the figures come back.
+    kept = np.load(out / "predictions.npz")
+    with h5py.File(target) as f:
+        labels, subject = f["look_vec"][:], f["subject"][:]
+    rows = kept["rows"]
+    np.testing.assert_array_equal(kept["look_vec"], labels[rows])
+    assert set(subject[rows]) == set(sp["test_people"]) and list(kept["seeds"]) == [0]
+    np.testing.assert_array_equal(kept["head_pose_deg"], load_groups(target, "head_pose_deg")[rows])
+    for arm in ("synthetic", "refined", "oracle"):
+        assert kept[arm].shape == (1, 128, 3)
+        error = angular_error_deg(kept[arm][0], labels[rows]).mean()
+        assert error == pytest.approx(report["gaze"][arm]["mean_deg"], abs=0.01)
 
 
 def test_the_oracle_reads_refined_images_only_on_the_built_in_target(fake_run, tmp_path):
@@ -571,6 +584,8 @@ def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, ca
     assert run_report["gaze"]["oracle"]["reused_from"] == str(alone / "arms" / "oracle.npz")
     assert "reused_from" not in run_report["gaze"]["synthetic"]
     assert report["scene_profile"] == "columbia" and report["gaze"]["refined"] is None
+    assert {"synthetic", "oracle", "rows"} <= set(np.load(alone / "predictions.npz").files)
+    assert "refined" not in np.load(alone / "predictions.npz").files
     # auto resolves as training does, from the real set.
     from simgan_tf.data import load_eyes
     from simgan_tf.photometry import is_equalized

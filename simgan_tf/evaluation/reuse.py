@@ -8,6 +8,9 @@ that train it. A later evaluation takes an arm from there only where every part 
 matches, and only where the saved estimator still gives the saved predictions, so a reused arm is
 the arm it would have trained (to the bit on the same machine); the arm's figures are computed from
 the predictions again, by the evaluation's own code.
+
+Every arm's predictions, the refined one's too, are also kept in EVAL_DIR/predictions.npz with the
+test images' rows in the target file, for breakdowns the report does not make (save_predictions).
 """
 
 from __future__ import annotations
@@ -108,6 +111,23 @@ def save_arms(
             np.savez(tmp, fingerprint=print_, predictions=predictions[name])
 
 
+def save_predictions(
+    out: str, predictions: dict[str, np.ndarray], target: Target, seeds: list[int]
+) -> None:
+    """OUT/predictions.npz: each arm's (seeds, test images, 3) predictions under its name, with
+    `look_vec` (the test labels), `rows` (the test images' rows in the target file, to join any
+    per-image column of it), `seeds` and, where the target has one, `head_pose_deg`."""
+    keep = {name: np.asarray(p, np.float32) for name, p in predictions.items()}
+    keep["look_vec"] = np.asarray(target.test_labels, np.float32)
+    keep["seeds"] = np.asarray(seeds, np.int64)
+    if target.test_rows is not None:
+        keep["rows"] = np.asarray(target.test_rows, np.int64)
+    if target.test_pose is not None:
+        keep["head_pose_deg"] = np.asarray(target.test_pose, np.float32)
+    with atomic_write(os.path.join(out, "predictions.npz")) as tmp:
+        np.savez(tmp, **keep)
+
+
 def _model_path(arm_path: str) -> str:
     """NAME.keras beside an arm's NAME.npz."""
     return arm_path[: -len(".npz")] + ".keras"
@@ -193,4 +213,5 @@ def gaze_arms_reusing(
     for name, (_, _, path) in reused.items():
         gaze[name]["reused_from"] = path
     save_arms(s.out, predictions, models, prints)
+    save_predictions(s.out, predictions, target, list(range(s.seed, s.seed + s.repeats)))
     return gaze, errors, models

@@ -81,6 +81,7 @@ class Target:
     source: str
     split: dict  # report.json's data.split
     builtin: bool = False  # the simulator's target domain (its labels mean what synthetic ones do)
+    test_rows: np.ndarray | None = None  # the test images' rows in the target file (or renders)
 
 
 def synthetic_data(s: Setup, path: str | None) -> Synthetic:
@@ -138,6 +139,7 @@ def target_data(
         source,
         split_record(split, path, key, excluded, why, notes),
         builtin=not path,
+        test_rows=split.test,
     )
 
 
