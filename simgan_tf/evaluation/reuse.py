@@ -79,13 +79,17 @@ def _software() -> str:
     return f"tensorflow {tf.__version__}, keras {keras.__version__}, {policy}, {device}"
 
 
+def _seeds(s: Setup) -> list[int]:
+    return list(range(s.seed, s.seed + s.repeats))
+
+
 def fingerprint(s: Setup, images: np.ndarray, labels: np.ndarray, target: Target) -> dict:
     """Everything an arm's result depends on, as short hashes and plain values."""
     return {
         "train": _sha(images, labels),
         "test": _sha(target.test_images, target.test_labels, target.test_pose),
         "estimator": s.spec.to_dict(),
-        "seeds": list(range(s.seed, s.seed + s.repeats)),
+        "seeds": _seeds(s),
         "code": _code_sha(),
         "software": _software(),
     }
@@ -111,20 +115,17 @@ def save_arms(
             np.savez(tmp, fingerprint=print_, predictions=predictions[name])
 
 
-def save_predictions(
-    out: str, predictions: dict[str, np.ndarray], target: Target, seeds: list[int]
-) -> None:
-    """OUT/predictions.npz: each arm's (seeds, test images, 3) predictions under its name, with
+def save_predictions(s: Setup, predictions: dict[str, np.ndarray], target: Target) -> None:
+    """S.OUT/predictions.npz: each arm's (seeds, test images, 3) predictions under its name, with
     `look_vec` (the test labels), `rows` (the test images' rows in the target file, to join any
     per-image column of it), `seeds` and, where the target has one, `head_pose_deg`."""
     keep = {name: np.asarray(p, np.float32) for name, p in predictions.items()}
     keep["look_vec"] = np.asarray(target.test_labels, np.float32)
-    keep["seeds"] = np.asarray(seeds, np.int64)
-    if target.test_rows is not None:
-        keep["rows"] = np.asarray(target.test_rows, np.int64)
+    keep["seeds"] = np.asarray(_seeds(s), np.int64)
+    keep["rows"] = np.asarray(target.test_rows, np.int64)
     if target.test_pose is not None:
         keep["head_pose_deg"] = np.asarray(target.test_pose, np.float32)
-    with atomic_write(os.path.join(out, "predictions.npz")) as tmp:
+    with atomic_write(os.path.join(s.out, "predictions.npz")) as tmp:
         np.savez(tmp, **keep)
 
 
@@ -213,5 +214,5 @@ def gaze_arms_reusing(
     for name, (_, _, path) in reused.items():
         gaze[name]["reused_from"] = path
     save_arms(s.out, predictions, models, prints)
-    save_predictions(s.out, predictions, target, list(range(s.seed, s.seed + s.repeats)))
+    save_predictions(s, predictions, target)
     return gaze, errors, models

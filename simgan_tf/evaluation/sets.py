@@ -80,8 +80,8 @@ class Target:
     oracle_labels: np.ndarray
     source: str
     split: dict  # report.json's data.split
+    test_rows: np.ndarray  # the test images' rows in the target file (or renders)
     builtin: bool = False  # the simulator's target domain (its labels mean what synthetic ones do)
-    test_rows: np.ndarray | None = None  # the test images' rows in the target file (or renders)
 
 
 def synthetic_data(s: Setup, path: str | None) -> Synthetic:
