@@ -804,6 +804,63 @@ def test_split_errors(tmp_path, capsys):
     assert not a.exists() and b.read_text() == "mine"
 
 
+def test_subset_keeps_the_matching_rows_and_draws_a_count(tmp_path, capsys):
+    subject = np.repeat([1, 2, 3], [4, 4, 4])
+    pose = np.float32(np.tile([-15, 0, 15, 0], 3))
+    src = write_people_file(tmp_path / "people.h5", subject, head_pose_deg=pose)
+    with h5py.File(src, "a") as f:
+        del f["path"]
+        f["path"] = [f"{i:04d}_{'R' if i % 3 else 'L'}.jpg" for i in range(12)]
+        f["note"] = "not one row per image"
+    source = data.load_eyes(src)
+    out = tmp_path / "r.h5"
+    argv = ["subset", src, out, "--where", "path", "*_R.jpg", "--where", "head_pose_deg", "0"]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    want = [i for i in range(12) if i % 3 and pose[i] == 0]
+    assert f"wrote {out}: {len(want)} of 12 images" in stdout and "left out" in stdout
+    got = data.load_eyes(out)
+    np.testing.assert_array_equal(got.images[:, 0, 0], want)
+    np.testing.assert_array_equal(got.look_vec, source.look_vec[want])
+    np.testing.assert_array_equal(data.load_groups(out), subject[want])
+    np.testing.assert_array_equal(data.load_groups(out, "head_pose_deg"), pose[want])
+
+    drawn = []
+    for seed in range(4):
+        data.subset(src, out, count=5, seed=seed, overwrite=True)
+        rows = data.load_eyes(out).images[:, 0, 0].tolist()
+        assert len(set(rows)) == 5 and rows == sorted(rows)  # no repeats, file order kept
+        assert data.load_groups(out).tolist() == subject[rows].tolist()
+        drawn.append(tuple(rows))
+    assert len(set(drawn)) > 1  # the seed draws the rows
+    data.subset(src, out, count=5, seed=0, overwrite=True)
+    assert tuple(data.load_eyes(out).images[:, 0, 0]) == drawn[0]  # and repeats them
+    data.subset(src, out, where=[("path", "*_L.jpg")], count=2, overwrite=True)
+    assert {int(i) % 3 for i in data.load_eyes(out).images[:, 0, 0]} == {0}
+
+
+def test_subset_errors(tmp_path, capsys):
+    src = write_people_file(tmp_path / "people.h5", [1, 1, 2, 2])
+    out = tmp_path / "out.h5"
+    cases = [
+        (["subset", src, out], "nothing to select by"),
+        (["subset", src, out, "--where", "person", "1"], "no 'person' dataset"),
+        (["subset", src, out, "--where", "subject", "one"], "'subject' holds numbers"),
+        (["subset", src, out, "--where", "path", "*_R.jpg"], "no image has path '*_R.jpg'"),
+        (["subset", src, out, "--count", "0"], "--count must be >= 1"),
+        (["subset", src, out, "--where", "subject", "2", "--count", "3"], "(2 images have"),
+        (["subset", src, src, "--count", "1", "--overwrite"], "is the input"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(argv, capsys)
+        assert_one_line_error(code, err, message)
+        assert not out.exists()
+    out.write_text("mine")
+    code, _, err = run_cli(["subset", src, out, "--count", "1"], capsys)
+    assert_one_line_error(code, err, "out.h5: already exists")
+    assert out.read_text() == "mine"
+
+
 # ----------------------------------------------------------------------------------------------
 # download
 

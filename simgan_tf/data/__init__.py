@@ -20,7 +20,7 @@ from simgan_tf.data.inspection import describe, write_montage
 from simgan_tf.data.kaggle import KAGGLE_DATASET, KAGGLE_FILES, download
 from simgan_tf.data.load import load_eyes, load_groups
 from simgan_tf.data.pipeline import image_stream, to_gray_levels, to_model_range, training_dataset
-from simgan_tf.data.split import SplitPart, split_by_group
+from simgan_tf.data.rows import SplitPart, split_by_group, subset
 from simgan_tf.errors import SimGANError
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "read_mpiigaze_mat",
     "save_eyes",
     "split_by_group",
+    "subset",
     "to_gray_levels",
     "to_model_range",
     "training_dataset",

@@ -1,6 +1,6 @@
 """The data command line, `python -m simgan_tf.data` (or simgan-data), and its argument parser.
 
-Subcommands: inspect, convert-unityeyes, convert-mpiigaze, split, download.
+Subcommands: inspect, convert-unityeyes, convert-mpiigaze, split, subset, download.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from simgan_tf.data.convert import convert_mpiigaze, convert_unityeyes
 from simgan_tf.data.inspection import _check_montage_path, describe, write_montage
 from simgan_tf.data.kaggle import KAGGLE_DATASET, download
 from simgan_tf.data.load import load_eyes
-from simgan_tf.data.split import split_by_group
+from simgan_tf.data.rows import split_by_group, subset
 from simgan_tf.errors import SimGANError, cli
 
 
@@ -70,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0, help="shuffles the people (default 0)")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    s = sub.add_parser(
+        "subset", help="the images a column matches and/or N at random (README: Data, subset)"
+    )
+    s.add_argument("file")
+    s.add_argument("out", metavar="OUT.h5")
+    s.add_argument(
+        "--where",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "PATTERN"),
+        help="keep rows whose per-image KEY matches: a shell pattern for text (path '*_R.jpg'), "
+        "equality for numbers (head_pose_deg 0); repeat to require several",
+    )
+    s.add_argument("--count", type=int, help="then keep N of them at random (default all)")
+    s.add_argument("--seed", type=int, default=0, help="draws the --count rows (default 0)")
+    s.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
 
     s = sub.add_parser("download", help=f"fetch {KAGGLE_DATASET} with kagglehub")
     s.add_argument("--dest", default="data", help="where to put gaze.h5 and real_gaze.h5 (data/)")
@@ -134,6 +152,18 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"wrote {part.out}: {len(part.ids)} people, {part.count} images ({args.by} {ids})"
             )
+        if left_out:
+            print(f"left out (not one row per image): {', '.join(left_out)}")
+    elif args.command == "subset":
+        written, total, left_out = subset(
+            args.file,
+            args.out,
+            where=[tuple(w) for w in args.where],
+            count=args.count,
+            seed=args.seed,
+            overwrite=args.overwrite,
+        )
+        print(f"wrote {args.out}: {written} of {total} images")
         if left_out:
             print(f"left out (not one row per image): {', '.join(left_out)}")
     elif args.command == "download":

@@ -1,7 +1,9 @@
-"""split_by_group: split an eye file into two with no person (group) in both."""
+"""Row subsets of an eye file: `split_by_group` (two files, no person in both) and `subset` (the
+rows a filter and a count keep). Both carry every per-image dataset along with the images."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 
@@ -37,6 +39,13 @@ def _row_columns(path: str, n: int) -> tuple[dict[str, tuple[np.ndarray, np.dtyp
             else:
                 left_out.append(name)
     return columns, left_out
+
+
+def _write_rows(tmp: str, images: np.ndarray, columns: dict, rows: np.ndarray) -> None:
+    save_eyes(tmp, images[rows], overwrite=True)
+    with h5py.File(tmp, "a") as f:
+        for name, (values, dtype) in columns.items():
+            f.create_dataset(name, data=values[rows], dtype=dtype)
 
 
 def _pick_groups(ids: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +95,67 @@ def split_by_group(
             outs, (tmp_a, tmp_b), _pick_groups(ids, fraction, seed), strict=True
         ):
             rows = np.flatnonzero(np.isin(groups, part_ids))
-            save_eyes(tmp, eyes.images[rows], overwrite=True)
-            with h5py.File(tmp, "a") as f:
-                for name, (values, dtype) in columns.items():
-                    f.create_dataset(name, data=values[rows], dtype=dtype)
+            _write_rows(tmp, eyes.images, columns, rows)
             parts.append(SplitPart(out, part_ids.tolist(), len(rows)))
     return parts, left_out
+
+
+def _matches(path: str, key: str, pattern: str) -> np.ndarray:
+    """Which rows' `key` matches: a shell pattern (`*_R.jpg`) for text, equality for numbers."""
+    values = load_groups(path, key)
+    if values is None:
+        with h5py.File(path, "r") as f:
+            found = sorted(f.keys())
+        raise SimGANError(f"{path}: no '{key}' dataset to select by (found {found})")
+    if values.dtype.kind == "U":
+        return np.array([fnmatch.fnmatchcase(v, pattern) for v in values], dtype=bool)
+    try:
+        number = float(pattern)
+    except ValueError:
+        raise SimGANError(
+            f"{path}: '{key}' holds numbers, and --where {key} {pattern!r} is not one"
+        ) from None
+    return values == number
+
+
+def subset(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    where: list[tuple[str, str]] = (),
+    count: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> tuple[int, int, list[str]]:
+    """Write the rows of an eye file that every `(key, pattern)` of `where` keeps and, of those,
+    `count` drawn at random with `seed` (all if None); returns the rows written, the input's rows,
+    and the top-level datasets left out because they are not one row per image.
+
+    A text column keeps the rows its shell pattern matches (`path`, `*_R.jpg`); a numeric one the
+    rows equal to the number (`head_pose_deg`, `0`). The output keeps the input's order and every
+    per-image dataset subset by row, written under a temporary name and renamed when complete.
+    """
+    path, out = os.fspath(path), os.fspath(out)
+    _check_input_file(path)
+    _check_output(out, [path], overwrite)
+    if not where and count is None:
+        raise SimGANError("nothing to select by: give --where KEY PATTERN and/or --count N")
+    if count is not None and count < 1:
+        raise SimGANError(f"--count must be >= 1, got {count}")
+    eyes = load_eyes(path, expected_shape=None)
+    keep = np.ones(len(eyes), dtype=bool)
+    for key, pattern in where:
+        keep &= _matches(path, key, pattern)
+    rows = np.flatnonzero(keep)
+    shown = " and ".join(f"{key} {pattern!r}" for key, pattern in where)
+    if not len(rows):
+        raise SimGANError(f"{path}: no image has {shown}")
+    if count is not None:
+        if count > len(rows):
+            kept = f"{len(rows)} images have {shown}" if where else f"it holds {len(rows)} images"
+            raise SimGANError(f"{path}: --count {count} asks for more than there are ({kept})")
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+    columns, left_out = _row_columns(path, len(eyes))
+    with atomic_write(out) as tmp:
+        _write_rows(tmp, eyes.images, columns, rows)
+    return len(rows), len(eyes), left_out
