@@ -36,7 +36,7 @@ from simgan_tf.evaluation.report import (
     realism_table,
     render_markdown,
 )
-from simgan_tf.evaluation.reuse import Saved, gaze_arms_reusing, read_arms
+from simgan_tf.evaluation.reuse import Saved, drop_predictions, gaze_arms_reusing, read_arms
 from simgan_tf.evaluation.run import (
     EVAL_PRESETS,
     MEASURES,
@@ -134,9 +134,16 @@ def _gaze(s: Setup, sets: _Sets, wall: dict, saved: Saved | None) -> tuple[dict,
 
 
 def _report(
-    s: Setup, sets: _Sets, pose_key: str, measures: tuple[str, ...], measured: dict, wall: dict
+    s: Setup,
+    sets: _Sets,
+    pose_key: str,
+    measures: tuple[str, ...],
+    measured: dict,
+    wall: dict,
+    pending: list[str],
 ) -> dict:
-    """report.json: where every image came from, every measure, the goals, the time each took."""
+    """report.json: where every image came from, every measure, the goals, the time each took;
+    `pending` names the measures still to run (a report written part way)."""
     syn, tgt, drift = sets.synthetic, sets.target, measured["drift"]
     gaze = measured["gaze"] or {name: None for name in ARM_LABELS}
     gain, gain_runs = gains(gaze) if measured["gaze"] else (None, [])
@@ -171,6 +178,7 @@ def _report(
         "figures": measured["figures"],
         "wall_seconds": {k: round(v, 1) for k, v in wall.items()},
         "measures": list(measures),
+        "pending": pending,
     }
     report["goals"] = {key: met for key, _, _, met in goals(report)}
     return report
@@ -233,25 +241,43 @@ def evaluate(
     syn = sets.synthetic
     with _timed(wall, "refine"):
         ref_heldout = refine_array(s.refiner, syn.heldout, batch_size, progress=verbose)
-    measured = {"gaze": None, "drift": None, "realism": None}
+    measured = {
+        "gaze": None,
+        "drift": None,
+        "realism": None,
+        "fixed_pattern": fixed_pattern(syn.heldout, ref_heldout),
+        "figures": None,
+    }
+    pending = [m for m in MEASURES if m in measures] + ["figures"]
+
+    def write(done: str) -> dict:
+        # After each measure, so that an evaluation stopped part way (a time limit, a crash)
+        # leaves a report of what it measured, beside the predictions.npz that gaze wrote.
+        pending.remove(done)
+        wall["total"] = time.time() - started
+        report = _report(s, sets, pose_key, measures, measured, wall, list(pending))
+        write_text(os.path.join(s.out, "report.json"), json.dumps(report, indent=2) + "\n")
+        write_text(os.path.join(s.out, "report.md"), render_markdown(report))
+        return report
+
     errors = None
     if "gaze" in measures:
         measured["gaze"], errors, models = _gaze(s, sets, wall, saved)
+        write("gaze")
+    else:
+        drop_predictions(s.out)
     if "drift" in measures:
         with _timed(wall, "label_drift"):
             measured["drift"] = label_drift(
                 s, syn, sets.target, ref_heldout, models, measured["gaze"]
             )
+        write("drift")
     if "realism" in measures:
         with _timed(wall, "realism"):
             measured["realism"] = realism_tests(s, sets.real, syn.heldout, ref_heldout)
-    measured["fixed_pattern"] = fixed_pattern(syn.heldout, ref_heldout)
+        write("realism")
     measured["figures"] = save_figures(s, syn.heldout, ref_heldout, sets.real, errors)
-    wall["total"] = time.time() - started
-    report = _report(s, sets, pose_key, measures, measured, wall)
-    write_text(os.path.join(s.out, "report.json"), json.dumps(report, indent=2) + "\n")
-    write_text(os.path.join(s.out, "report.md"), render_markdown(report))
-    return report
+    return write("figures")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -261,10 +261,14 @@ def test_evaluate_realism_alone_skips_the_gaze_arms(fake_run, tmp_path, capsys):
     from simgan_tf.evaluate import main
 
     out = tmp_path / "eval"
+    out.mkdir()
+    # An earlier evaluation's predictions belong to its report, which this one replaces.
+    np.savez(out / "predictions.npz", refined=np.zeros((1, 2, 3)))
     argv = ["--run", str(fake_run), "--out", str(out), "--preset", "smoke", "--quiet"]
     assert main([*argv, "--measures", "realism"]) == 0
+    assert not (out / "predictions.npz").exists()
     report = json.loads((out / "report.json").read_text())
-    assert report["measures"] == ["realism"]
+    assert report["measures"] == ["realism"] and report["pending"] == []
     assert all(g is None for g in report["gaze"].values())
     assert report["gain"] is None and report["label_drift"] is None
     assert "gaze_synthetic" not in report["wall_seconds"]
@@ -281,6 +285,34 @@ def test_evaluate_realism_alone_skips_the_gaze_arms(fake_run, tmp_path, capsys):
     assert not (out / "error_hist.png").exists() and (out / "montage.png").exists()
     printed = capsys.readouterr().out
     assert "C2ST" in printed and "label drift" not in printed
+
+
+def test_an_evaluation_stopped_part_way_leaves_the_report_of_what_it_measured(
+    fake_run, tmp_path, monkeypatch
+):
+    import simgan_tf.evaluate as ev
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped  # a time limit or a crash in the measure after gaze
+
+    monkeypatch.setattr(ev, "label_drift", stop)
+    out = tmp_path / "eval"
+    with pytest.raises(Stopped):
+        ev.evaluate(str(fake_run), out=str(out), preset="smoke", steps=10, verbose=False)
+    report = json.loads((out / "report.json").read_text())
+    assert report["pending"] == ["drift", "realism", "figures"]
+    assert report["label_drift"] is None and report["realism"] is None
+    saved = np.load(out / "predictions.npz")
+    for arm in ("synthetic", "refined", "oracle"):
+        errors = angular_error_deg(saved[arm][0], saved["look_vec"])
+        assert np.isclose(errors.mean(), report["gaze"][arm]["mean_deg"], atol=1e-3), arm
+    md = (out / "report.md").read_text()
+    assert "still to run when this was written: drift, realism, figures" in md
+    assert "## Gaze estimation" in md and "## Figures" not in md
+    assert not (out / "montage.png").exists()
 
 
 @pytest.mark.parametrize(

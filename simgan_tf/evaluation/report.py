@@ -413,12 +413,20 @@ def render_markdown(report: dict) -> str:
         (report["label_drift"], _drift_section),
         (report["realism"], _realism_section),
     ]
+    if report.get("pending"):
+        parts.append(
+            f"> Written part way: still to run when this was written: "
+            f"{', '.join(report['pending'])}. An evaluation that stopped here measured only what "
+            "follows."
+        )
     left_out = [m for m in MEASURES if m not in report.get("measures", MEASURES)]
     if left_out:
         parts.append(f"Not measured (`--measures`): {', '.join(left_out)}.")
     for value, section in measured:
         if value is not None:
             parts += section(report)
-    for section in (_fixed_pattern_section, _goals_section, _figures_section):
+    for section in (_fixed_pattern_section, _goals_section):
         parts += section(report)
+    if report["figures"] is not None:
+        parts += _figures_section(report)
     return "\n\n".join(parts) + "\n"

@@ -129,6 +129,14 @@ def save_predictions(s: Setup, predictions: dict[str, np.ndarray], target: Targe
         np.savez(tmp, **keep)
 
 
+def drop_predictions(out: str) -> None:
+    """Remove OUT/predictions.npz of an earlier evaluation: an evaluation without the gaze measure
+    replaces report.json, and predictions left beside it would belong to another report."""
+    path = os.path.join(out, "predictions.npz")
+    if os.path.isfile(path):
+        os.remove(path)
+
+
 def _model_path(arm_path: str) -> str:
     """NAME.keras beside an arm's NAME.npz."""
     return arm_path[: -len(".npz")] + ".keras"
