@@ -721,6 +721,9 @@ def test_the_simulator_alone_reuses_the_oracle_after_a_simulator_change(tmp_path
     # The reused oracle is the model it saved: it reads the renders as when it was trained.
     assert b["oracle_on_renders"] == a["oracle_on_renders"]
     assert "Reused from an earlier evaluation" in (second / "report.md").read_text()
+    # Time as evaluate reports it: per arm trained here, and the total.
+    assert set(a["wall_seconds"]) == {"gaze_synthetic", "gaze_oracle", "total"}
+    assert set(b["wall_seconds"]) == {"total"} and b["wall_seconds"]["total"] > 0
 
     # Another scene profile, the same people: only the raw arm is trained again, and says why.
     argv = ["--scene-profile", "uniform", "--out", third, *common, "--reuse-arms", first]
@@ -861,6 +864,9 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
     held = "synthetic_heldout_error_deg"
     assert b["label_drift"][held] == a["label_drift"][held]
     assert "Reused from an earlier evaluation" in (second / "report.md").read_text()
+    # Time as evaluate reports it: per arm trained here, and the total.
+    assert set(a["wall_seconds"]) == {"gaze_synthetic", "gaze_oracle", "total"}
+    assert set(b["wall_seconds"]) == {"total"} and b["wall_seconds"]["total"] > 0
 
     # Other synthetic images: the raw arm is trained again and says why; the oracle is reused.
     third = tmp_path / "third"
