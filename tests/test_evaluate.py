@@ -864,9 +864,6 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
     held = "synthetic_heldout_error_deg"
     assert b["label_drift"][held] == a["label_drift"][held]
     assert "Reused from an earlier evaluation" in (second / "report.md").read_text()
-    # Time as evaluate reports it: per arm trained here, and the total.
-    assert set(a["wall_seconds"]) == {"gaze_synthetic", "gaze_oracle", "total"}
-    assert set(b["wall_seconds"]) == {"total"} and b["wall_seconds"]["total"] > 0
 
     # Other synthetic images: the raw arm is trained again and says why; the oracle is reused.
     third = tmp_path / "third"
