@@ -101,10 +101,11 @@ def _load_sets(
     real: str | None,
     groups: str,
     pose_key: str,
+    by: Sequence[str],
 ) -> _Sets:
     # The target first: a target left with nobody to test on stops before anything is rendered.
     real = real or run_file(s.config, "real")
-    tgt = target_data(s, target, groups, pose_key, real_sets(s.config, real))
+    tgt = target_data(s, target, groups, pose_key, real_sets(s.config, real), by)
     real_images, real_source = real_data(s, real, tgt)
     syn = synthetic_data(s, synthetic or run_file(s.config, "synthetic"))
     s.log(f"synthetic: {len(syn.train)} train + {len(syn.heldout)} held out from {syn.source}")
@@ -165,6 +166,7 @@ def _report(
             "n_real": len(sets.real),
             "pose_key": pose_key if tgt.test_pose is not None else None,
             "split": tgt.split,
+            "by": list(tgt.test_groups),
         },
         "estimator": s.spec.to_dict(),
         "gaze": gaze,
@@ -204,6 +206,7 @@ def evaluate(
     checkpoint: str | None = None,
     average: bool = True,
     reuse_arms: str | None = None,
+    by: Sequence[str] = (),
 ) -> dict:
     """Run the measurements and write report.json, report.md and figures; returns the report.
 
@@ -214,6 +217,7 @@ def evaluate(
     a checkpoint's last weights rather than their moving average (runs trained with --refiner-ema).
     `reuse_arms` (an earlier evaluation's directory) takes the raw-synthetic and oracle arms from
     there where their images, test set, recipe, seeds and code are the same (evaluation.reuse).
+    `by` breaks each arm's error down by per-image columns of the target (evaluation.breakdowns).
     """
     started, wall = time.time(), {}
     measures = check_measures(measures)
@@ -237,7 +241,7 @@ def evaluate(
     )
     s.log(f"refiner:   {s.refiner_source}")
     with _timed(wall, "data"):
-        sets = _load_sets(s, target, synthetic, real, groups, pose_key)
+        sets = _load_sets(s, target, synthetic, real, groups, pose_key, by)
     syn = sets.synthetic
     with _timed(wall, "refine"):
         ref_heldout = refine_array(s.refiner, syn.heldout, batch_size, progress=verbose)
@@ -329,6 +333,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the target's per-image head pose column, for errors per pose (default head_pose_deg)",
     )
     p.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="KEY[=PATTERN]",
+        help="also break each arm's error down by the target's per-image column KEY (one row per "
+        "value: --by subject), or into the images KEY=PATTERN matches and the others "
+        "(--by 'path=*_R.jpg'); repeat for several tables",
+    )
+    p.add_argument(
         "--checkpoint",
         metavar="STEP|PATH",
         help="evaluate the refiner of this checkpoint of the run (a step number as in "
@@ -403,6 +416,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
         pose_key=args.pose_key,
         verbose=not args.quiet,
         reuse_arms=args.reuse_arms,
+        by=args.by,
     )
     out = args.out or default_out(args.scene_profile)
     tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), blindness_text(report)]
@@ -438,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=args.checkpoint,
         average=not args.no_average,
         reuse_arms=args.reuse_arms,
+        by=args.by,
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]

@@ -517,6 +517,8 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
     from simgan_tf.evaluate import main
 
     target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
+    with h5py.File(target, "a") as f:
+        f["path"] = [f"{i:04d}_{'LR'[i % 3 > 0]}.jpg" for i in range(400)]
     # The refiner's real set holds people 0 and 1: they may be neither tested nor oracle-trained.
     real = people_file(tmp_path / "real.h5", [0, 1], 50, seed=2)
     synthetic = tmp_path / "synthetic.h5"
@@ -524,7 +526,7 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
     out = tmp_path / "eval"
     argv = ["--run", fake_run, "--out", out, "--preset", "smoke", "--steps", "5", "--quiet"]
     argv += ["--target", target, "--real", real, "--synthetic", synthetic]
-    assert main([str(a) for a in argv]) == 0
+    assert main([str(a) for a in [*argv, "--by", "subject", "--by", "path=*_R.jpg"]]) == 0
 
     report = json.loads((out / "report.json").read_text())
     sp = report["data"]["split"]
@@ -559,6 +561,47 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
         assert kept[arm].shape == (1, 128, 3)
         error = angular_error_deg(kept[arm][0], labels[rows]).mean()
         assert error == pytest.approx(report["gaze"][arm]["mean_deg"], abs=0.01)
+
+    # --by: each arm's error per group of test images, as the target file's columns group them.
+    assert report["data"]["by"] == ["subject", "path=*_R.jpg"]
+    right = rows % 3 > 0
+    for arm in ("synthetic", "refined", "oracle"):
+        error = angular_error_deg(kept[arm][0], labels[rows])
+        people = report["gaze"][arm]["by"]["subject"]
+        assert list(people) == [str(p) for p in sp["test_people"]]
+        for person, row in people.items():
+            assert row["n"] == np.sum(subject[rows] == int(person))
+            assert row["mean_deg"] == pytest.approx(error[subject[rows] == int(person)].mean())
+        sides = report["gaze"][arm]["by"]["path=*_R.jpg"]
+        assert sides["*_R.jpg"]["n"] == right.sum() and sides["not *_R.jpg"]["n"] == (~right).sum()
+        assert sides["*_R.jpg"]["mean_deg"] == pytest.approx(error[right].mean())
+        assert sides["not *_R.jpg"]["mean_deg"] == pytest.approx(error[~right].mean())
+    assert "### By `subject`" in md and "### By `path=*_R.jpg`" in md
+    assert "| `not *_R.jpg` | " in md and "| refined vs raw |" in md
+
+
+@pytest.mark.parametrize(
+    "by, message",
+    [
+        (["person"], "no 'person' dataset to break the errors down by"),
+        (["path"], "holds 400 distinct values, more than 50 groups; give a pattern"),
+        (["path="], "--by takes KEY or KEY=PATTERN"),
+        (["subject=one"], "'subject' holds numbers"),
+        (["subject", "--target", ""], "the built-in target has none"),
+    ],
+)
+def test_evaluate_by_errors(fake_run, tmp_path, capsys, by, message):
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
+    with h5py.File(target, "a") as f:
+        f["path"] = [f"{i:04d}.jpg" for i in range(400)]
+    argv = ["--run", fake_run, "--out", tmp_path / "eval", "--preset", "smoke", "--quiet"]
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in [*argv, "--target", target, "--by", *by]])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
 
 
 def test_the_oracle_reads_refined_images_only_on_the_built_in_target(fake_run, tmp_path):

@@ -1,5 +1,6 @@
 """Row subsets of an eye file: `split_by_group` (two files, no person in both) and `subset` (the
-rows a filter and a count keep). Both carry every per-image dataset along with the images."""
+rows a filter and a count keep). Both carry every per-image dataset along with the images.
+`match_rows` is the filter, also used by `evaluate --by`."""
 
 from __future__ import annotations
 
@@ -100,13 +101,15 @@ def split_by_group(
     return parts, left_out
 
 
-def _matches(path: str, key: str, pattern: str) -> np.ndarray:
-    """Which rows' `key` matches: a shell pattern (`*_R.jpg`) for text, equality for numbers."""
+def match_rows(path: str | os.PathLike, key: str, pattern: str) -> np.ndarray:
+    """Which rows' per-image column `key` matches: a shell pattern (`*_R.jpg`) for text, equality
+    for numbers; a one-line error where the column is missing or the pattern is not a number."""
+    path = os.fspath(path)
     values = load_groups(path, key)
     if values is None:
         with h5py.File(path, "r") as f:
             found = sorted(f.keys())
-        raise SimGANError(f"{path}: no '{key}' dataset to select by (found {found})")
+        raise SimGANError(f"{path}: no '{key}' dataset (found {found})")
     if values.dtype.kind == "U":
         return np.array([fnmatch.fnmatchcase(v, pattern) for v in values], dtype=bool)
     try:
@@ -145,7 +148,7 @@ def subset(
     eyes = load_eyes(path, expected_shape=None)
     keep = np.ones(len(eyes), dtype=bool)
     for key, pattern in where:
-        keep &= _matches(path, key, pattern)
+        keep &= match_rows(path, key, pattern)
     rows = np.flatnonzero(keep)
     shown = " and ".join(f"{key} {pattern!r}" for key, pattern in where)
     if not len(rows):

@@ -50,11 +50,20 @@ def errors_by_pose(
     `errors` holds one error per test image for each seed, seed after seed (R * len(pose) values).
     """
     pose = np.asarray(pose, dtype=np.float64)
-    per_seed = np.asarray(errors).reshape(-1, len(pose))
     # + 0.0: a pose rounded from just below zero is -0.0, whose key would read "-0".
     masks = {f"{p + 0.0:g}": pose == p for p in np.unique(pose)}
     masks[NEAR_POSE_KEY] = np.abs(pose) <= POSE_NEAR_DEG
-    signed = None if signed is None else np.asarray(signed).reshape(-1, len(pose), 2)
+    return errors_by_group(errors, masks, signed)
+
+
+def errors_by_group(
+    errors: np.ndarray, masks: dict[str, np.ndarray], signed: np.ndarray | None = None
+) -> dict[str, dict]:
+    """errors_by_pose's figures for any groups of test images (label -> which images belong);
+    a group with no test image is left out."""
+    n = len(next(iter(masks.values())))
+    per_seed = np.asarray(errors).reshape(-1, n)
+    signed = None if signed is None else np.asarray(signed).reshape(-1, n, 2)
     table = {}
     for name, mask in masks.items():
         if not mask.any():
@@ -119,6 +128,11 @@ def arm_figures(
     if target.test_pose is not None:
         figures["by_pose"] = errors_by_pose(errors, target.test_pose, signed)
         figures["pose_blindness"] = pose_blindness(signed, target.test_pose)
+    if target.test_groups:
+        figures["by"] = {
+            name: errors_by_group(errors, masks, signed)
+            for name, masks in target.test_groups.items()
+        }
     return figures, errors
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from simgan_tf.evaluation.arms import ARM_LABELS, NEAR_POSE_KEY, POSE_NEAR_DEG
@@ -50,30 +52,74 @@ def gaze_table(report: dict, arms: tuple[str, ...] = tuple(ARM_LABELS)) -> str:
     return "\n".join(lines)
 
 
-def pose_table(report: dict) -> str | None:
-    """Each arm's error per head pose of the test images, None where the target has no poses."""
-    arms = [n for n, g in report["gaze"].items() if g and "by_pose" in g]
+def _group_table(
+    report: dict,
+    heading: str,
+    groups_of: Callable[[dict], dict | None],
+    label: Callable[[str], str],
+) -> str | None:
+    """One row per group of test images (groups_of(arm's figures): label -> figures), a column per
+    arm, and the refined arm's gain where both synthetic and refined were measured."""
+    arms = [n for n, g in report["gaze"].items() if g and groups_of(g)]
     if not arms:
         return None
+    with_gain = "synthetic" in arms and "refined" in arms
     lines = [
-        "| head pose (deg) | test images | "
+        f"| {heading} | test images | "
         + " | ".join(f"{ARM_LABELS[a]}: mean (within 7; yaw bias)" for a in arms)
-        + " |",
-        "| --- | ---: |" + " ---: |" * len(arms),
+        + (" | refined vs raw |" if with_gain else " |"),
+        "| --- | ---: |" + " ---: |" * (len(arms) + with_gain),
     ]
-    for key, row in report["gaze"][arms[0]]["by_pose"].items():
-        # No "|pose|" in a table cell: its bars would split the cell.
-        label = f"-{POSE_NEAR_DEG:g} to {POSE_NEAR_DEG:g}" if key == NEAR_POSE_KEY else key
-        cells = [report["gaze"][a]["by_pose"][key] for a in arms]
+    for key, row in groups_of(report["gaze"][arms[0]]).items():
+        cells = [groups_of(report["gaze"][a])[key] for a in arms]
+        gain = ""
+        if with_gain:
+            raw, ref = (
+                groups_of(report["gaze"][a])[key]["mean_deg"] for a in ("synthetic", "refined")
+            )
+            gain = f" {(raw - ref) / max(raw, 1e-9):+.1%} |"
         lines.append(
-            f"| {label} | {row['n']} | "
+            f"| {label(key)} | {row['n']} | "
             + " | ".join(
                 f"{_deg(c['mean_deg'])} ({_pct(c['within_7deg'])}; {_signed(c.get('yaw_bias_deg'))})"
                 for c in cells
             )
             + " |"
+            + gain
         )
     return "\n".join(lines)
+
+
+def pose_table(report: dict) -> str | None:
+    """Each arm's error per head pose of the test images, None where the target has no poses."""
+    # No "|pose|" in a table cell: its bars would split the cell.
+    near = f"-{POSE_NEAR_DEG:g} to {POSE_NEAR_DEG:g}"
+    return _group_table(
+        report,
+        "head pose (deg)",
+        lambda g: g.get("by_pose"),
+        lambda key: near if key == NEAR_POSE_KEY else key,
+    )
+
+
+def breakdown_sections(report: dict) -> list[str]:
+    """report.md's `evaluate --by` tables, one per breakdown."""
+    parts = []
+    for name in report["data"].get("by") or []:
+        table = _group_table(
+            report,
+            name.partition("=")[0],
+            lambda g, n=name: g.get("by", {}).get(n),
+            lambda key: f"`{key}`",  # code: a pattern's * would read as emphasis
+        )
+        if table:
+            parts += [
+                f"### By `{name}`",
+                f"Mean error (deg), share within 7 degrees and mean signed yaw error per group of "
+                f"the test images (`--by {name}`).",
+                table,
+            ]
+    return parts
 
 
 def realism_table(report: dict) -> str | None:
@@ -312,7 +358,7 @@ def _gaze_section(report: dict) -> list[str]:
             by_pose,
         ]
         parts += [text for text in [blindness_text(report)] if text]
-    return parts
+    return parts + breakdown_sections(report)
 
 
 def blindness_text(report: dict) -> str:

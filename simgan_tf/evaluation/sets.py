@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from simgan_tf.data import load_eyes, load_groups
 from simgan_tf.errors import SimGANError
+from simgan_tf.evaluation.breakdowns import read_breakdowns
 from simgan_tf.evaluation.people import (
     check_people_left,
     shared_people,
@@ -82,6 +84,8 @@ class Target:
     split: dict  # report.json's data.split
     test_rows: np.ndarray  # the test images' rows in the target file (or renders)
     builtin: bool = False  # the simulator's target domain (its labels mean what synthetic ones do)
+    # evaluate --by: each breakdown's groups, label -> which test images belong
+    test_groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def synthetic_data(s: Setup, path: str | None) -> Synthetic:
@@ -101,9 +105,16 @@ def synthetic_data(s: Setup, path: str | None) -> Synthetic:
 
 
 def target_data(
-    s: Setup, path: str | None, key: str, pose_key: str, real_sets: list[tuple[str, str]]
+    s: Setup,
+    path: str | None,
+    key: str,
+    pose_key: str,
+    real_sets: list[tuple[str, str]],
+    by: Sequence[str] = (),
 ) -> Target:
-    """The test and oracle-training sets: by person where the file names people (see split_target)."""
+    """The test and oracle-training sets: by person where the file names people (see split_target);
+    with `by`, the groups of test images each arm's error is also broken down by (breakdowns)."""
+    breakdowns = read_breakdowns(path, by)
     if path:
         images, labels = labelled_file(path, s.shape)
         groups, pose, source = load_groups(path, key), load_groups(path, pose_key), path
@@ -140,6 +151,10 @@ def target_data(
         split_record(split, path, key, excluded, why, notes),
         builtin=not path,
         test_rows=split.test,
+        test_groups={
+            name: {label: mask[split.test] for label, mask in groups.items()}
+            for name, groups in breakdowns.items()
+        },
     )
 
 

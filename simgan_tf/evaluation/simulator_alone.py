@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -35,6 +36,7 @@ from simgan_tf.evaluation.arms import NEAR_POSE_KEY, errors_by_pose, pose_blindn
 from simgan_tf.evaluation.people import real_sets
 from simgan_tf.evaluation.report import (
     blindness_text,
+    breakdown_sections,
     gaze_table,
     pose_table,
     reused_text,
@@ -101,13 +103,15 @@ def evaluate_simulator(
     pose_key: str = "head_pose_deg",
     verbose: bool = True,
     reuse_arms: str | None = None,
+    by: Sequence[str] = (),
 ) -> dict:
     """Train estimators on raw `profile` renders and on the target's other people (the oracle), test
     both on the target's test people; write report.json and report.md to `out`; return the report.
 
     `target` None tests on the simulator's own target domain (seed + 2000), as `evaluate --run` does.
     `reuse_arms` (an earlier evaluation's directory) takes either arm from there where its images,
-    test set, recipe, seeds and code are the same (evaluation.reuse).
+    test set, recipe, seeds and code are the same (evaluation.reuse). `by` breaks each arm's
+    error down by per-image columns of the target (evaluation.breakdowns).
     """
     started = time.time()
     get_profile(profile)
@@ -127,7 +131,7 @@ def evaluate_simulator(
         repeats, 0, verbose, lambda images: images,
     )  # fmt: skip
     # The target first: a target left with nobody to test on stops before anything is rendered.
-    tgt = target_data(s, target, groups, pose_key, real_sets({}, real))
+    tgt = target_data(s, target, groups, pose_key, real_sets({}, real), by)
     render_seed = seed + SYNTHETIC_SEED_OFFSET
     # The renders evaluate --run trains its raw arm on: n_heldout first (held out there), then these.
     images, labels = render_builtin(
@@ -165,6 +169,7 @@ def evaluate_simulator(
             "n_oracle_train": len(tgt.oracle_images) if gaze["oracle"] else 0,
             "pose_key": pose_key if tgt.test_pose is not None else None,
             "split": tgt.split,
+            "by": list(tgt.test_groups),
         },
         "estimator": spec.to_dict(),
         "gaze": gaze,
@@ -208,6 +213,7 @@ def render_simulator_markdown(report: dict) -> str:
         ]
     blind = blindness_text(report)
     parts += [blind] if blind else []
+    parts += breakdown_sections(report)
     reverse = report.get("oracle_on_renders")
     if reverse:
         parts.append(_reverse_text(reverse))
