@@ -115,9 +115,7 @@ def match_rows(path: str | os.PathLike, key: str, pattern: str) -> np.ndarray:
     try:
         number = float(pattern)
     except ValueError:
-        raise SimGANError(
-            f"{path}: '{key}' holds numbers, and --where {key} {pattern!r} is not one"
-        ) from None
+        raise SimGANError(f"{path}: '{key}' holds numbers, and {pattern!r} is not one") from None
     return values == number
 
 
