@@ -18,7 +18,7 @@ from simgan_tf.data.eyeset import IMAGE_SHAPE, EyeSet, gaze_angles, mpiigaze_to_
 from simgan_tf.data.hdf5 import save_eyes
 from simgan_tf.data.inspection import describe, write_montage
 from simgan_tf.data.kaggle import KAGGLE_DATASET, KAGGLE_FILES, download
-from simgan_tf.data.load import load_eyes, load_groups
+from simgan_tf.data.load import load_eyes, load_groups, require_column
 from simgan_tf.data.pipeline import image_stream, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.data.rows import SplitPart, match_rows, split_by_group, subset
 from simgan_tf.errors import SimGANError
@@ -46,6 +46,7 @@ __all__ = [
     "match_rows",
     "mpiigaze_to_look_vec",
     "read_mpiigaze_mat",
+    "require_column",
     "save_eyes",
     "split_by_group",
     "subset",

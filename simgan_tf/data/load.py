@@ -106,3 +106,14 @@ def load_groups(path: str | os.PathLike, key: str = "subject") -> np.ndarray | N
             return _column_values(path, key, node)
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise SimGANError(f"{path}: cannot be read as HDF5, damaged? ({_one_line(e)})") from None
+
+
+def require_column(path: str | os.PathLike, key: str, purpose: str = "") -> np.ndarray:
+    """load_groups where the column must exist: its absence is one error line naming the file's
+    top-level keys (`purpose`, e.g. " to split by", says what it was wanted for)."""
+    values = load_groups(path, key)
+    if values is None:
+        with h5py.File(path, "r") as f:
+            found = sorted(f.keys())
+        raise SimGANError(f"{os.fspath(path)}: no '{key}' dataset{purpose} (found {found})")
+    return values

@@ -13,7 +13,7 @@ import numpy as np
 
 from simgan_tf.data.checks import _check_input_file, _check_output
 from simgan_tf.data.hdf5 import _read_dataset, save_eyes
-from simgan_tf.data.load import load_eyes, load_groups
+from simgan_tf.data.load import load_eyes, require_column
 from simgan_tf.errors import SimGANError
 from simgan_tf.files import atomic_write
 
@@ -80,11 +80,7 @@ def split_by_group(
         raise SimGANError(f"{outs[0]}: given as both outputs; name two different files")
     if not 0.0 < fraction < 1.0:
         raise SimGANError(f"--fraction must lie strictly between 0 and 1, got {fraction}")
-    groups = load_groups(path, key)
-    if groups is None:
-        with h5py.File(path, "r") as f:
-            found = sorted(f.keys())
-        raise SimGANError(f"{path}: no '{key}' dataset to split by (found {found})")
+    groups = require_column(path, key, " to split by")
     ids = np.unique(groups)
     if len(ids) < 2:
         raise SimGANError(f"{path}: '{key}' holds {len(ids)} distinct value, need at least 2")
@@ -105,11 +101,7 @@ def match_rows(path: str | os.PathLike, key: str, pattern: str) -> np.ndarray:
     """Which rows' per-image column `key` matches: a shell pattern (`*_R.jpg`) for text, equality
     for numbers; a one-line error where the column is missing or the pattern is not a number."""
     path = os.fspath(path)
-    values = load_groups(path, key)
-    if values is None:
-        with h5py.File(path, "r") as f:
-            found = sorted(f.keys())
-        raise SimGANError(f"{path}: no '{key}' dataset (found {found})")
+    values = require_column(path, key)
     if values.dtype.kind == "U":
         return np.array([fnmatch.fnmatchcase(v, pattern) for v in values], dtype=bool)
     try:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import h5py
 import numpy as np
 
-from simgan_tf.data import load_groups, match_rows
+from simgan_tf.data import match_rows, require_column
 from simgan_tf.errors import SimGANError
 
 # More groups than this make a table nobody reads; a pattern then says which images to compare.
@@ -26,11 +25,7 @@ def _value_label(value: object) -> str:
 
 
 def _by_value(path: str, key: str) -> dict[str, np.ndarray]:
-    values = load_groups(path, key)
-    if values is None:
-        with h5py.File(path, "r") as f:
-            found = sorted(f.keys())
-        raise SimGANError(f"{path}: no '{key}' dataset to break the errors down by (found {found})")
+    values = require_column(path, key, " to break the errors down by")
     distinct = np.unique(values)  # numbers in numeric order, text in text order
     if len(distinct) > MAX_GROUPS:
         raise SimGANError(
