@@ -861,6 +861,74 @@ def test_subset_errors(tmp_path, capsys):
     assert out.read_text() == "mine"
 
 
+def test_mirror_flips_the_matching_rows_and_their_labels(tmp_path, capsys):
+    subject = np.repeat([1, 2], 3)
+    pose = np.float32([-15, 0, 15, -30, 0, 30])
+    target = np.float32([[10, -5], [0, 5], [-10, 15], [0, 0], [10, 10], [0, -15]])
+    src = write_people_file(
+        tmp_path / "people.h5", subject, head_pose_deg=pose, gaze_target_deg=target
+    )
+    with h5py.File(src, "a") as f:
+        del f["path"]
+        f["path"] = [f"{i:04d}_{'L' if i % 2 else 'R'}.jpg" for i in range(6)]
+    source = data.load_eyes(src)
+    source.images[:, 3, 1] = 200  # a pixel off the row-number pixel, so a flip moves both
+    data.save_eyes(tmp_path / "img.h5", source.images)
+    with h5py.File(tmp_path / "img.h5") as g, h5py.File(src, "a") as f:
+        del f["image"]
+        g.copy("image", f)
+    out = tmp_path / "m.h5"
+    argv = ["mirror", src, out, "--where", "path", "*_L.jpg", "--negate", "head_pose_deg"]
+    code, stdout, err = run_cli([*argv, "--negate", "gaze_target_deg:1"], capsys)
+    assert code == 0, err
+    assert f"wrote {out}: 6 images, 3 of them mirrored" in stdout
+    got, left = data.load_eyes(out), np.arange(6) % 2 == 1
+    np.testing.assert_array_equal(got.images[left], source.images[left][:, :, ::-1])
+    np.testing.assert_array_equal(got.images[~left], source.images[~left])
+    want_look = source.look_vec.copy()
+    want_look[left, 0] *= -1
+    np.testing.assert_array_equal(got.look_vec, want_look)
+    np.testing.assert_array_equal(
+        data.load_groups(out, "head_pose_deg"), np.where(left, -pose, pose)
+    )
+    want_target = target.copy()
+    want_target[left, 1] *= -1
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["gaze_target_deg"][:], want_target)
+    np.testing.assert_array_equal(data.load_groups(out), subject)
+    np.testing.assert_array_equal(data.load_groups(out, "path"), data.load_groups(src, "path"))
+
+    # Without --where every row flips, and mirroring twice gives the file back.
+    twice = tmp_path / "twice.h5"
+    assert data.mirror(src, out, negate=["head_pose_deg"], overwrite=True)[:2] == (6, 6)
+    data.mirror(out, twice, negate=["head_pose_deg"])
+    np.testing.assert_array_equal(data.load_eyes(twice).images, source.images)
+    np.testing.assert_array_equal(data.load_eyes(twice).look_vec, source.look_vec)
+    np.testing.assert_array_equal(data.load_groups(twice, "head_pose_deg"), pose)
+
+
+def test_mirror_errors(tmp_path, capsys):
+    src = write_people_file(tmp_path / "people.h5", [1, 1, 2, 2], pose=np.float32([0, 1, 2, 3]))
+    out = tmp_path / "out.h5"
+    cases = [
+        (["mirror", src, out, "--where", "path", "*_R.jpg"], "no image has path '*_R.jpg'"),
+        (["mirror", src, out, "--negate", "head_pose_deg"], "no per-image 'head_pose_deg'"),
+        (["mirror", src, out, "--negate", "path"], "'path' holds"),
+        (["mirror", src, out, "--negate", "pose:1"], "has no column 1"),
+        (["mirror", src, out, "--negate", "pose:x"], "expected KEY or KEY:COLUMN"),
+        (["mirror", src, out, "--negate", "look_vec"], "negated already"),
+        (["mirror", src, src, "--overwrite"], "is the input"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(argv, capsys)
+        assert_one_line_error(code, err, message)
+        assert not out.exists()
+    out.write_text("mine")
+    code, _, err = run_cli(["mirror", src, out], capsys)
+    assert_one_line_error(code, err, "out.h5: already exists")
+    assert out.read_text() == "mine"
+
+
 # ----------------------------------------------------------------------------------------------
 # download
 

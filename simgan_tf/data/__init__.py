@@ -19,6 +19,7 @@ from simgan_tf.data.hdf5 import save_eyes
 from simgan_tf.data.inspection import describe, write_montage
 from simgan_tf.data.kaggle import KAGGLE_DATASET, KAGGLE_FILES, download
 from simgan_tf.data.load import load_eyes, load_groups, require_column
+from simgan_tf.data.mirror import mirror
 from simgan_tf.data.pipeline import image_stream, to_gray_levels, to_model_range, training_dataset
 from simgan_tf.data.rows import SplitPart, match_rows, split_by_group, subset
 from simgan_tf.errors import SimGANError
@@ -44,6 +45,7 @@ __all__ = [
     "load_groups",
     "main",
     "match_rows",
+    "mirror",
     "mpiigaze_to_look_vec",
     "read_mpiigaze_mat",
     "require_column",

@@ -1,6 +1,6 @@
 """The data command line, `python -m simgan_tf.data` (or simgan-data), and its argument parser.
 
-Subcommands: inspect, convert-unityeyes, convert-mpiigaze, split, subset, download.
+Subcommands: inspect, convert-unityeyes, convert-mpiigaze, split, subset, mirror, download.
 """
 
 from __future__ import annotations
@@ -12,8 +12,15 @@ from simgan_tf.data.convert import convert_mpiigaze, convert_unityeyes
 from simgan_tf.data.inspection import _check_montage_path, describe, write_montage
 from simgan_tf.data.kaggle import KAGGLE_DATASET, download
 from simgan_tf.data.load import load_eyes
+from simgan_tf.data.mirror import mirror
 from simgan_tf.data.rows import split_by_group, subset
 from simgan_tf.errors import SimGANError, cli
+
+
+def _add_where(s: argparse.ArgumentParser, help: str) -> None:
+    s.add_argument(
+        "--where", nargs=2, action="append", default=[], metavar=("KEY", "PATTERN"), help=help
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,17 +83,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("file")
     s.add_argument("out", metavar="OUT.h5")
-    s.add_argument(
-        "--where",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "PATTERN"),
-        help="keep rows whose per-image KEY matches: a shell pattern for text (path '*_R.jpg'), "
+    _add_where(
+        s,
+        "keep rows whose per-image KEY matches: a shell pattern for text (path '*_R.jpg'), "
         "equality for numbers (head_pose_deg 0); repeat to require several",
     )
     s.add_argument("--count", type=int, help="then keep N of them at random (default all)")
     s.add_argument("--seed", type=int, default=0, help="draws the --count rows (default 0)")
+    s.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
+
+    s = sub.add_parser(
+        "mirror", help="flip images left to right with their labels (README: Data, mirror)"
+    )
+    s.add_argument("file")
+    s.add_argument("out", metavar="OUT.h5")
+    _add_where(s, "flip only the rows whose KEY matches, as for subset (default: every row)")
+    s.add_argument(
+        "--negate",
+        action="append",
+        default=[],
+        metavar="KEY[:COLUMN]",
+        help="also negate this label of a flipped row (head_pose_deg, gaze_target_deg:1); "
+        "look_vec's x always is",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
 
     s = sub.add_parser("download", help=f"fetch {KAGGLE_DATASET} with kagglehub")
@@ -103,6 +122,11 @@ def _print_skipped(skipped: list[tuple[str, str]], total: int) -> None:
         print(f"  {name}: {reason}")
     if len(skipped) > 20:
         print(f"  ... and {len(skipped) - 20} more")
+
+
+def _print_left_out(left_out: list[str]) -> None:
+    if left_out:
+        print(f"left out (not one row per image): {', '.join(left_out)}")
 
 
 @cli
@@ -152,8 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"wrote {part.out}: {len(part.ids)} people, {part.count} images ({args.by} {ids})"
             )
-        if left_out:
-            print(f"left out (not one row per image): {', '.join(left_out)}")
+        _print_left_out(left_out)
     elif args.command == "subset":
         written, total, left_out = subset(
             args.file,
@@ -164,8 +187,12 @@ def main(argv: list[str] | None = None) -> None:
             overwrite=args.overwrite,
         )
         print(f"wrote {args.out}: {written} of {total} images")
-        if left_out:
-            print(f"left out (not one row per image): {', '.join(left_out)}")
+        _print_left_out(left_out)
+    elif args.command == "mirror":
+        where, negate = [tuple(w) for w in args.where], args.negate
+        done = mirror(args.file, args.out, where=where, negate=negate, overwrite=args.overwrite)
+        print(f"wrote {args.out}: {done[1]} images, {done[0]} of them mirrored")
+        _print_left_out(done[2])
     elif args.command == "download":
         for line in download(args.dest, overwrite=args.overwrite):
             print(line)

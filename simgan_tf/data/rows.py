@@ -111,6 +111,17 @@ def match_rows(path: str | os.PathLike, key: str, pattern: str) -> np.ndarray:
     return values == number
 
 
+def match_all(path: str, where: list[tuple[str, str]], n: int) -> np.ndarray:
+    """The rows every `(key, pattern)` of `where` matches (all `n` if none); no match is an error."""
+    keep = np.ones(n, dtype=bool)
+    for key, pattern in where:
+        keep &= match_rows(path, key, pattern)
+    if not keep.any():
+        shown = " and ".join(f"{key} {pattern!r}" for key, pattern in where)
+        raise SimGANError(f"{path}: no image has {shown}")
+    return keep
+
+
 def subset(
     path: str | os.PathLike,
     out: str | os.PathLike,
@@ -136,14 +147,9 @@ def subset(
     if count is not None and count < 1:
         raise SimGANError(f"--count must be >= 1, got {count}")
     eyes = load_eyes(path, expected_shape=None)
-    keep = np.ones(len(eyes), dtype=bool)
-    for key, pattern in where:
-        keep &= match_rows(path, key, pattern)
-    rows = np.flatnonzero(keep)
-    shown = " and ".join(f"{key} {pattern!r}" for key, pattern in where)
-    if not len(rows):
-        raise SimGANError(f"{path}: no image has {shown}")
+    rows = np.flatnonzero(match_all(path, where, len(eyes)))
     if count is not None:
+        shown = " and ".join(f"{key} {pattern!r}" for key, pattern in where)
         if count > len(rows):
             kept = f"{len(rows)} images have {shown}" if where else f"it holds {len(rows)} images"
             raise SimGANError(f"{path}: --count {count} asks for more than there are ({kept})")
