@@ -30,6 +30,7 @@ from simgan_tf.evaluation.people import TargetSplit, real_sets, split_target
 from simgan_tf.evaluation.probes import realism_tests
 from simgan_tf.evaluation.report import (
     blindness_text,
+    breakdown_tables,
     gaze_table,
     goals,
     pose_table,
@@ -419,7 +420,8 @@ def _simulator_main(args: argparse.Namespace) -> int:
         by=args.by,
     )
     out = args.out or default_out(args.scene_profile)
-    tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), blindness_text(report)]
+    tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), breakdown_tables(report)]
+    tables.append(blindness_text(report))
     print("\n\n".join([t for t in tables if t] + [f"report: {os.path.join(out, 'report.md')}"]))
     return 0
 
@@ -456,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]
+    tables.append(breakdown_tables(report))
     if report["label_drift"] is not None:
         turn = report["label_drift"]["systematic"]["raw_arm_estimator"]
         tables.append(

@@ -513,7 +513,7 @@ def test_signed_pitch_and_yaw_errors():
     np.testing.assert_allclose(pitch_yaw_errors_deg(pred, true), [[2, 2], [-5, 20]], atol=1e-4)
 
 
-def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
+def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
     from simgan_tf.evaluate import main
 
     target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
@@ -527,6 +527,7 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
     argv = ["--run", fake_run, "--out", out, "--preset", "smoke", "--steps", "5", "--quiet"]
     argv += ["--target", target, "--real", real, "--synthetic", synthetic]
     assert main([str(a) for a in [*argv, "--by", "subject", "--by", "path=*_R.jpg"]]) == 0
+    printed = capsys.readouterr().out
 
     report = json.loads((out / "report.json").read_text())
     sp = report["data"]["split"]
@@ -578,6 +579,11 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path):
         assert sides["not *_R.jpg"]["mean_deg"] == pytest.approx(error[~right].mean())
     assert "### By `subject`" in md and "### By `path=*_R.jpg`" in md
     assert "| `not *_R.jpg` | " in md and "| refined vs raw |" in md
+    # The console shows the same tables.
+    assert "--by subject:\n| subject | test images |" in printed
+    assert "--by path=*_R.jpg:\n| path |" in printed and "| `not *_R.jpg` | " in printed
+    for person in sp["test_people"]:
+        assert f"\n| `{person}` | " in printed
 
 
 @pytest.mark.parametrize(
@@ -753,8 +759,10 @@ def test_the_simulator_alone_reuses_the_oracle_after_a_simulator_change(tmp_path
     capsys.readouterr()
     # Nothing changed: both arms reused, nothing trained, the same figures.
     argv = ["--scene-profile", "columbia", "--out", second, *common, "--reuse-arms", first]
-    assert main([str(a) for a in argv]) == 0
-    printed = capsys.readouterr().err
+    assert main([str(a) for a in [*argv, "--by", "subject"]]) == 0
+    shown = capsys.readouterr()
+    printed = shown.err
+    assert "--by subject:\n| subject | test images |" in shown.out
     assert "training the gaze estimator" not in printed
     a, b = (json.loads((d / "report.json").read_text()) for d in (first, second))
     for arm in ("synthetic", "oracle"):

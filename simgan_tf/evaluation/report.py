@@ -102,9 +102,9 @@ def pose_table(report: dict) -> str | None:
     )
 
 
-def breakdown_sections(report: dict) -> list[str]:
-    """report.md's `evaluate --by` tables, one per breakdown."""
-    parts = []
+def _breakdowns(report: dict) -> list[tuple[str, str]]:
+    """Each `evaluate --by` breakdown's name and table."""
+    tables = []
     for name in report["data"].get("by") or []:
         table = _group_table(
             report,
@@ -113,13 +113,27 @@ def breakdown_sections(report: dict) -> list[str]:
             lambda key: f"`{key}`",  # code: a pattern's * would read as emphasis
         )
         if table:
-            parts += [
-                f"### By `{name}`",
-                f"Mean error (deg), share within 7 degrees and mean signed yaw error per group of "
-                f"the test images (`--by {name}`).",
-                table,
-            ]
+            tables.append((name, table))
+    return tables
+
+
+def breakdown_sections(report: dict) -> list[str]:
+    """report.md's `evaluate --by` tables, one per breakdown."""
+    parts = []
+    for name, table in _breakdowns(report):
+        parts += [
+            f"### By `{name}`",
+            f"Mean error (deg), share within 7 degrees and mean signed yaw error per group of "
+            f"the test images (`--by {name}`).",
+            table,
+        ]
     return parts
+
+
+def breakdown_tables(report: dict) -> str | None:
+    """The `evaluate --by` tables for the console, each under its flag."""
+    tables = [f"--by {name}:\n{table}" for name, table in _breakdowns(report)]
+    return "\n\n".join(tables) or None
 
 
 def realism_table(report: dict) -> str | None:
