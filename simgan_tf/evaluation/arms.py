@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from simgan_tf.evaluation.breakdowns import value_label
 from simgan_tf.evaluation.run import Setup, keras_verbosity
 from simgan_tf.evaluation.sets import Target
 from simgan_tf.gaze import (
@@ -50,8 +51,7 @@ def errors_by_pose(
     `errors` holds one error per test image for each seed, seed after seed (R * len(pose) values).
     """
     pose = np.asarray(pose, dtype=np.float64)
-    # + 0.0: a pose rounded from just below zero is -0.0, whose key would read "-0".
-    masks = {f"{p + 0.0:g}": pose == p for p in np.unique(pose)}
+    masks = {value_label(p): pose == p for p in np.unique(pose)}
     masks[NEAR_POSE_KEY] = np.abs(pose) <= POSE_NEAR_DEG
     return errors_by_group(errors, masks, signed)
 

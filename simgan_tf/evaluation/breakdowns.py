@@ -18,9 +18,11 @@ from simgan_tf.errors import SimGANError
 MAX_GROUPS = 50
 
 
-def _value_label(value: object) -> str:
+def value_label(value: object) -> str:
+    """A group's key in report.json: numbers as `%g` (15, 0.5), text as it is."""
     if isinstance(value, np.floating | float):
-        return f"{float(value) + 0.0:g}"  # + 0.0: no "-0"
+        # + 0.0: a value rounded from just below zero is -0.0, whose key would read "-0".
+        return f"{float(value) + 0.0:g}"
     return str(value)
 
 
@@ -32,7 +34,7 @@ def _by_value(path: str, key: str) -> dict[str, np.ndarray]:
             f"{path}: '{key}' holds {len(distinct)} distinct values, more than {MAX_GROUPS} "
             f"groups; give a pattern (--by '{key}=PATTERN') to compare the images it matches"
         )
-    return {_value_label(v): values == v for v in distinct}
+    return {value_label(v): values == v for v in distinct}
 
 
 def read_breakdowns(path: str | None, by: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
