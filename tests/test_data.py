@@ -906,6 +906,20 @@ def test_mirror_flips_the_matching_rows_and_their_labels(tmp_path, capsys):
     np.testing.assert_array_equal(data.load_eyes(twice).look_vec, source.look_vec)
     np.testing.assert_array_equal(data.load_groups(twice, "head_pose_deg"), pose)
 
+    # --append keeps every row as it was and adds the flipped ones after them, labels and all.
+    aug = tmp_path / "aug.h5"
+    argv[2] = aug
+    code, stdout, err = run_cli([*argv, "--append"], capsys)
+    assert code == 0, err
+    assert f"wrote {aug}: 9 images, 3 added mirrored" in stdout
+    got = data.load_eyes(aug)
+    np.testing.assert_array_equal(got.images[:6], source.images)
+    np.testing.assert_array_equal(got.images[6:], source.images[left][:, :, ::-1])
+    np.testing.assert_array_equal(got.look_vec[:6], source.look_vec)
+    np.testing.assert_array_equal(got.look_vec[6:], want_look[left])
+    np.testing.assert_array_equal(data.load_groups(aug, "head_pose_deg"), np.r_[pose, -pose[left]])
+    np.testing.assert_array_equal(data.load_groups(aug), np.r_[subject, subject[left]])
+
 
 def test_mirror_errors(tmp_path, capsys):
     src = write_people_file(tmp_path / "people.h5", [1, 1, 2, 2], pose=np.float32([0, 1, 2, 3]))

@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also negate this label of a flipped row (head_pose_deg, gaze_target_deg:1); "
         "look_vec's x always is",
     )
+    s.add_argument(
+        "--append",
+        action="store_true",
+        help="keep every image as it is and add the flipped ones after them (flip augmentation)",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
 
     s = sub.add_parser("download", help=f"fetch {KAGGLE_DATASET} with kagglehub")
@@ -122,6 +127,11 @@ def _print_skipped(skipped: list[tuple[str, str]], total: int) -> None:
         print(f"  {name}: {reason}")
     if len(skipped) > 20:
         print(f"  ... and {len(skipped) - 20} more")
+
+
+def _selection(args: argparse.Namespace) -> dict:
+    """subset's and mirror's shared options: the rows --where keeps, and --overwrite."""
+    return {"where": [tuple(w) for w in args.where], "overwrite": args.overwrite}
 
 
 def _print_left_out(left_out: list[str]) -> None:
@@ -179,19 +189,16 @@ def main(argv: list[str] | None = None) -> None:
         _print_left_out(left_out)
     elif args.command == "subset":
         written, total, left_out = subset(
-            args.file,
-            args.out,
-            where=[tuple(w) for w in args.where],
-            count=args.count,
-            seed=args.seed,
-            overwrite=args.overwrite,
+            args.file, args.out, count=args.count, seed=args.seed, **_selection(args)
         )
         print(f"wrote {args.out}: {written} of {total} images")
         _print_left_out(left_out)
     elif args.command == "mirror":
-        where, negate = [tuple(w) for w in args.where], args.negate
-        done = mirror(args.file, args.out, where=where, negate=negate, overwrite=args.overwrite)
-        print(f"wrote {args.out}: {done[1]} images, {done[0]} of them mirrored")
+        done = mirror(
+            args.file, args.out, negate=args.negate, append=args.append, **_selection(args)
+        )
+        kind = "added" if args.append else "of them"
+        print(f"wrote {args.out}: {done[1]} images, {done[0]} {kind} mirrored")
         _print_left_out(done[2])
     elif args.command == "download":
         for line in download(args.dest, overwrite=args.overwrite):

@@ -22,30 +22,8 @@ def _parse_negate(spec: str) -> tuple[str, int | None]:
     return key, int(index) if index else None
 
 
-def mirror(
-    path: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    where: list[tuple[str, str]] = (),
-    negate: list[str] = (),
-    overwrite: bool = False,
-) -> tuple[int, int, list[str]]:
-    """Write every row of an eye file, the rows every `(key, pattern)` of `where` keeps (all if
-    none) flipped left to right; returns the rows flipped, the rows written and the top-level
-    datasets left out because they are not one row per image.
-
-    A flipped eye's `look_vec` has its x negated (x is the image's horizontal axis). Other labels
-    that change sign with the view, a head pose or a target's horizontal angle, are named in
-    `negate` as `KEY` (the whole value) or `KEY:COLUMN` (one column of a 2-D dataset, from 0).
-    Written under a temporary name and renamed when complete.
-    """
-    path, out = os.fspath(path), os.fspath(out)
-    _check_input_file(path)
-    _check_output(out, [path], overwrite)
-    eyes = load_eyes(path, expected_shape=None)
-    flip = match_all(path, where, len(eyes))
-    columns, left_out = _row_columns(path, len(eyes))
-    columns = {name: (values.copy(), dtype) for name, (values, dtype) in columns.items()}
+def _targets(path: str, columns: dict, negate: list[str]) -> list[tuple[str, int | None]]:
+    """The labels a flip negates: look_vec's x, and each `--negate KEY[:COLUMN]`, checked."""
     targets = [("look_vec", 0)] if "look_vec" in columns else []
     for spec in negate:
         key, index = _parse_negate(spec)
@@ -62,14 +40,55 @@ def mirror(
             raise SimGANError(f"{path}: '{key}' of shape {values.shape} has no column {index}")
         if (key, index) not in targets:
             targets.append((key, index))
-    images = eyes.images.copy()
-    images[flip] = images[flip][:, :, ::-1]
+    return targets
+
+
+def mirror(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    where: list[tuple[str, str]] = (),
+    negate: list[str] = (),
+    append: bool = False,
+    overwrite: bool = False,
+) -> tuple[int, int, list[str]]:
+    """Write an eye file with the rows every `(key, pattern)` of `where` keeps (all if none)
+    flipped left to right: in their place, or with `append` after every original row, as extra
+    rows (a flip augmentation). Returns the rows flipped, the rows written and the top-level
+    datasets left out because they are not one row per image.
+
+    A flipped eye's `look_vec` has its x negated (x is the image's horizontal axis). Other labels
+    that change sign with the view, a head pose or a target's horizontal angle, are named in
+    `negate` as `KEY` (the whole value) or `KEY:COLUMN` (one column of a 2-D dataset, from 0).
+    Every other per-image dataset (path, subject) is copied as it is. Written under a temporary
+    name and renamed when complete.
+    """
+    path, out = os.fspath(path), os.fspath(out)
+    _check_input_file(path)
+    _check_output(out, [path], overwrite)
+    eyes = load_eyes(path, expected_shape=None)
+    flip = match_all(path, where, len(eyes))
+    columns, left_out = _row_columns(path, len(eyes))
+    targets = _targets(path, columns, negate)
+    flipped = {name: values[flip].copy() for name, (values, _) in columns.items()}
     for key, index in targets:
-        values = columns[key][0]
+        values = flipped[key]
         if index is None:
-            values[flip] = -values[flip]
+            values *= -1
         else:
-            values[flip, index] = -values[flip, index]
+            values[:, index] *= -1
+    images = eyes.images[flip][:, :, ::-1]
+    if append:
+        images = np.concatenate([eyes.images, images])
+        columns = {
+            name: (np.concatenate([values, flipped[name]]), dtype)
+            for name, (values, dtype) in columns.items()
+        }
+    else:
+        images, mirrored = eyes.images.copy(), images
+        images[flip] = mirrored
+        for name, (values, _) in columns.items():
+            values[flip] = flipped[name]
     with atomic_write(out) as tmp:
-        _write_rows(tmp, images, columns, np.arange(len(eyes)))
-    return int(flip.sum()), len(eyes), left_out
+        _write_rows(tmp, images, columns, np.arange(len(images)))
+    return int(flip.sum()), len(images), left_out
