@@ -462,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     if report["label_drift"] is not None:
         turn = report["label_drift"]["systematic"]["raw_arm_estimator"]
         tables.append(
-            f"label drift: {report['label_drift_deg']:.2f} deg; the raw arm's estimator reads "
+            f"label drift: {report['label_drift_deg']:.2f} deg "
+            f"({report['label_drift'].get('estimators', 1)} estimators' consensus); "
+            "the raw arm's estimator reads "
             f"refined images {turn['pitch_deg']:+.2f} deg of pitch, {turn['yaw_deg']:+.2f} of yaw "
             "from raw ones"
         )

@@ -232,6 +232,13 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert set(shift["blob"]) == {"x_px", "y_px"}
     # The floor needs the simulator's paired target renders; files have none.
     assert (drift["appearance_floor_deg"] is not None) == (data == "built-in")
+    # One drift estimator per seed; the drift is their consensus's, each one's kept beside it.
+    assert drift["estimators"] == len(drift["per_estimator_deg"]) == repeats
+    assert all(0 <= d <= 180 for d in drift["per_estimator_deg"])
+    if data == "built-in":
+        assert len(drift["per_estimator_floor_deg"]) == 1
+        assert drift["per_estimator_floor_deg"][0] == pytest.approx(drift["appearance_floor_deg"])
+        assert drift["per_estimator_deg"][0] == pytest.approx(drift["mean_deg"])
     for key in ("c2st_real_vs_synthetic", "c2st_real_vs_refined"):
         assert 0 <= report["realism"][key] <= 1
     assert report["realism"]["n_per_class"] == (128 if data == "built-in" else 100)
@@ -252,9 +259,31 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
     assert "What moves every image the same way" in md
     assert ("people may be on both sides" in md) == (data == "files")
+    assert ("The consensus (mean reading) of 2 estimators" in md) == (data == "files")
     for name in ("montage.png", "error_hist.png", "losses.png"):
         assert (out / name).stat().st_size > 1000, name
     assert "label drift" in capsys.readouterr().out
+
+
+def test_the_consensus_of_drift_estimators_averages_their_own_errors_away(rng):
+    """Each estimator misreads appearance in its own way; refinement that keeps the gaze moves no
+    reading on average. So the consensus's drift is smaller than any one estimator's."""
+    from simgan_tf.evaluation.drift import consensus
+    from simgan_tf.gaze import angular_error_deg
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    true = rng.uniform(-0.4, 0.4, (500, 2))
+
+    def read(noise):
+        return pitch_yaw_to_look_vec(true + rng.normal(0, noise, true.shape))
+
+    before, after = [read(0.05) for _ in range(4)], [read(0.05) for _ in range(4)]
+    each = [angular_error_deg(b, a).mean() for b, a in zip(before, after, strict=True)]
+    together = angular_error_deg(consensus(before), consensus(after)).mean()
+    assert together < 0.7 * min(each)
+    np.testing.assert_allclose(np.linalg.norm(consensus(before), axis=1), 1.0, rtol=1e-6)
+    # One estimator is its own consensus.
+    np.testing.assert_allclose(consensus(before[:1]), before[0], atol=1e-6)
 
 
 def test_evaluate_realism_alone_skips_the_gaze_arms(fake_run, tmp_path, capsys):

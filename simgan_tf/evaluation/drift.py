@@ -1,4 +1,5 @@
-"""The label-drift measure: how far refinement moves an appearance-blind estimator's predictions."""
+"""The label-drift measure: how far refinement moves the reading of appearance-blind estimators
+(their consensus, one estimator per seed), beside how far another camera moves it (the floor)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,27 @@ from simgan_tf.gaze import (
 from simgan_tf.simulator import H, W
 
 
+def consensus(predictions: list[np.ndarray]) -> np.ndarray:
+    """Several estimators' gaze readings of the same images as one: their mean, made unit length.
+
+    Each estimator reads appearance changes with errors of its own; what refinement does to the
+    gaze moves them all, so their consensus keeps that and averages the rest away."""
+    mean = np.mean(predictions, axis=0)
+    return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+
 def appearance_floor(
-    model, before: np.ndarray, labels: np.ndarray, render_seed: int, profile: str = "uniform"
-) -> float | None:
-    """How far the drift estimator's predictions move between the held-out scenes and the very same
-    scenes (same labels) rendered in the target domain: what appearance alone does to it."""
+    models: list, before: list[np.ndarray], labels: np.ndarray, render_seed: int, profile: str
+) -> tuple[float, list[float]] | None:
+    """How far the drift estimators' predictions move between the held-out scenes (`before`, one
+    array per model) and the very same scenes (same labels) rendered in the target domain: what
+    appearance alone does to their consensus, and to each of them."""
     images, look = render_builtin(len(labels), "target", render_seed, profile)
     if not np.allclose(look, labels, atol=1e-6):
         return None  # a simulator whose target domain does not keep the scenes: no floor
-    return float(np.mean(angular_error_deg(before, predict_gaze(model, images))))
+    on_target = [predict_gaze(m, images) for m in models]
+    each = [float(np.mean(angular_error_deg(b, t))) for b, t in zip(before, on_target, strict=True)]
+    return float(np.mean(angular_error_deg(consensus(before), consensus(on_target)))), each
 
 
 def mean_turn(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
@@ -57,14 +70,30 @@ def blob_shift(before: np.ndarray, after: np.ndarray) -> dict[str, float] | None
 def label_drift(
     s: Setup, syn: Synthetic, target: Target, ref_heldout: np.ndarray, models: dict, gaze: dict
 ) -> dict:
-    """How far refinement moves an appearance-blind estimator's predictions, and label consistency."""
-    s.log("training the label-drift estimator (photometric augmentation)")
-    model = train_drift_estimator(
-        syn.train, syn.train_labels, seed=s.seed, spec=s.spec, verbose=keras_verbosity(s.verbose)
-    )
-    before, after = predict_gaze(model, syn.heldout), predict_gaze(model, ref_heldout)
+    """How far refinement moves the consensus of `s.repeats` appearance-blind estimators (seeds
+    s.seed, s.seed + 1, ...; each one's own drift and floor kept too), and label consistency."""
+    n = s.repeats
+    s.log(f"training {n} label-drift estimator{'s' * (n > 1)} (photometric augmentation)")
+    readers = [
+        train_drift_estimator(
+            syn.train,
+            syn.train_labels,
+            seed=s.seed + r,
+            spec=s.spec,
+            verbose=keras_verbosity(s.verbose),
+        )
+        for r in range(n)
+    ]
+    before_each = [predict_gaze(m, syn.heldout) for m in readers]
+    after_each = [predict_gaze(m, ref_heldout) for m in readers]
+    before, after = consensus(before_each), consensus(after_each)
     drift = summarise_errors(angular_error_deg(before, after))
     drift.pop("errors")
+    drift["estimators"] = n
+    drift["per_estimator_deg"] = [
+        float(np.mean(angular_error_deg(b, a)))
+        for b, a in zip(before_each, after_each, strict=True)
+    ]
     labels = syn.heldout_labels
     # The raw arm's estimator is trained as the refined arm's is, without appearance changes: it
     # sees what refinement paints as the refined arm's estimator learns it.
@@ -81,12 +110,17 @@ def label_drift(
         "mean_deg"
     ]
     drift.update(
-        appearance_floor_deg=None, oracle_refined_heldout_error_deg=None, oracle_test_error_deg=None
+        appearance_floor_deg=None,
+        per_estimator_floor_deg=None,
+        oracle_refined_heldout_error_deg=None,
+        oracle_test_error_deg=None,
     )
     if syn.builtin:
-        drift["appearance_floor_deg"] = appearance_floor(
-            model, before, labels, s.seed + SYNTHETIC_SEED_OFFSET, scene_profile(s.config)
+        floor = appearance_floor(
+            readers, before_each, labels, s.seed + SYNTHETIC_SEED_OFFSET, scene_profile(s.config)
         )
+        if floor is not None:
+            drift["appearance_floor_deg"], drift["per_estimator_floor_deg"] = floor
         if "oracle" in models and target.builtin:
             # The same scenes in both built-in domains: an oracle trained on target renders reads
             # refined images as it reads the target. (Trained on real eyes it would say how real

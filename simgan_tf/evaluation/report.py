@@ -268,13 +268,19 @@ def split_text(d: dict) -> str:
     return " ".join([text, *sp["notes"]])
 
 
+def _list_deg(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def _drift_text(drift: dict) -> str:
     parts = []
     if drift.get("appearance_floor_deg") is not None:
+        each = drift.get("per_estimator_floor_deg") or []
         parts.append(
-            "The drift also counts the estimator's remaining sensitivity to appearance: on the "
-            "same scenes rendered in the target domain (identical labels, another camera) its "
-            f"predictions move by {drift['appearance_floor_deg']:.2f} degrees."
+            "The drift also counts the estimators' remaining sensitivity to appearance: on the "
+            "same scenes rendered in the target domain (identical labels, another camera) their "
+            f"reading moves by {drift['appearance_floor_deg']:.2f} degrees (the appearance floor"
+            + (f"; each estimator alone {_list_deg(each)})." if len(each) > 1 else ").")
         )
     else:
         parts.append("Part of any drift is the estimator's sensitivity to appearance.")
@@ -388,13 +394,21 @@ def blindness_text(report: dict) -> str:
 
 def _drift_section(report: dict) -> list[str]:
     d, drift = report["data"], report["label_drift"]
+    n, each = drift.get("estimators", 1), drift.get("per_estimator_deg") or []
+    who = (
+        f"The consensus (mean reading) of {n} estimators, one per seed, trained"
+        if n > 1
+        else "An estimator trained"
+    )
     return [
         "## Label drift",
-        f"An estimator trained on raw synthetic images with strong photometric augmentation "
+        f"{who} on raw synthetic images with strong photometric augmentation "
         f"(gaze.train_drift_estimator), applied to {d['n_heldout']} held-out synthetic images and "
         f"to their refined versions, predicts gazes {drift['mean_deg']:.2f} degrees apart on "
-        f"average (median {drift['median_deg']:.2f}). Refinement should change appearance, not "
-        "gaze; a large drift means the refined images may no longer match their labels.",
+        f"average (median {drift['median_deg']:.2f}"
+        + (f"; each estimator alone {_list_deg(each)}" if len(each) > 1 else "")
+        + "). Refinement should change appearance, not gaze; a large drift means the refined "
+        "images may no longer match their labels.",
         _drift_text(drift),
         "Label consistency: each gaze arm on held-out images of its own kind, with the synthetic "
         f"labels, errs by {drift['synthetic_heldout_error_deg']:.2f} degrees (raw synthetic) and "
