@@ -461,10 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     tables.append(breakdown_tables(report))
     if report["label_drift"] is not None:
         turn = report["label_drift"]["systematic"]["raw_arm_estimator"]
+        n = report["label_drift"].get("estimators", 1)
         tables.append(
-            f"label drift: {report['label_drift_deg']:.2f} deg "
-            f"({report['label_drift'].get('estimators', 1)} estimators' consensus); "
-            "the raw arm's estimator reads "
+            f"label drift: {report['label_drift_deg']:.2f} deg"
+            + (f" ({n} estimators' consensus)" if n > 1 else "")
+            + "; the raw arm's estimator reads "
             f"refined images {turn['pitch_deg']:+.2f} deg of pitch, {turn['yaw_deg']:+.2f} of yaw "
             "from raw ones"
         )
