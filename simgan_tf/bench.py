@@ -575,17 +575,29 @@ def bench_refine_file(args: argparse.Namespace) -> list[Figure]:
     ]
 
 
-@register("simulator", "the built-in eye simulator (images/s, one process)")
+def _simulator_options(p: argparse.ArgumentParser) -> None:
+    from simgan_tf.simulator import PROFILES
+
+    p.add_argument(
+        "--scene-profile",
+        choices=sorted(PROFILES),
+        default="uniform",
+        help="the scenes to render (default uniform): time a simulator change on its profile",
+    )
+
+
+@register("simulator", "the built-in eye simulator (images/s, one process)", _simulator_options)
 def bench_simulator(args: argparse.Namespace) -> list[Figure]:
     from simgan_tf.simulator import render
 
     figures = []
     for domain in ("synthetic", "target"):
-        render(200, domain, seed=0)
+        render(200, domain, 0, args.scene_profile)
         n, t0 = 2000, time.perf_counter()
-        render(n, domain, seed=1)
+        render(n, domain, 1, args.scene_profile)
+        rate = n / (time.perf_counter() - t0)
         figures.append(
-            Figure(f"simulator_{domain}_per_s", n / (time.perf_counter() - t0), "images/s")
+            Figure(f"simulator_{domain}_per_s", rate, "images/s", f"{args.scene_profile} scenes")
         )
     return figures
 

@@ -222,6 +222,8 @@ def test_speed_benchmarks_report_finite_figures(capsys):
             "2",
             "--refine-images",
             "16",
+            "--scene-profile",
+            "columbia",
             "--json",
         ]  # fmt: skip
     )
@@ -238,6 +240,8 @@ def test_speed_benchmarks_report_finite_figures(capsys):
     assert {"bare_step_ms", "fit_step_ms", "fit_overhead_pct"} <= set(fit)
     assert fit["bare_step_ms"] > 0 and fit["fit_step_ms"] > 0
     assert figures["train-step"]["train_refined_per_s"] > 0
+    notes = {r["name"]: r["note"] for r in report["results"] if r["benchmark"] == "simulator"}
+    assert notes["simulator_synthetic_per_s"] == "columbia scenes"
     assert figures["refine"]["refine_images_per_s"] > 0
     assert figures["refine-file"]["refine_file_images_per_s"] > 0
 
