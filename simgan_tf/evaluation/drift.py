@@ -28,6 +28,11 @@ def consensus(predictions: list[np.ndarray]) -> np.ndarray:
     return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
+def _each_apart(before: list[np.ndarray], after: list[np.ndarray]) -> list[float]:
+    """Each estimator's mean angle (deg) between its two readings of the same images."""
+    return [float(np.mean(angular_error_deg(b, a))) for b, a in zip(before, after, strict=True)]
+
+
 def appearance_floor(
     models: list, before: list[np.ndarray], labels: np.ndarray, render_seed: int, profile: str
 ) -> tuple[float, list[float]] | None:
@@ -38,8 +43,8 @@ def appearance_floor(
     if not np.allclose(look, labels, atol=1e-6):
         return None  # a simulator whose target domain does not keep the scenes: no floor
     on_target = [predict_gaze(m, images) for m in models]
-    each = [float(np.mean(angular_error_deg(b, t))) for b, t in zip(before, on_target, strict=True)]
-    return float(np.mean(angular_error_deg(consensus(before), consensus(on_target)))), each
+    together = float(np.mean(angular_error_deg(consensus(before), consensus(on_target))))
+    return together, _each_apart(before, on_target)
 
 
 def mean_turn(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
@@ -90,10 +95,7 @@ def label_drift(
     drift = summarise_errors(angular_error_deg(before, after))
     drift.pop("errors")
     drift["estimators"] = n
-    drift["per_estimator_deg"] = [
-        float(np.mean(angular_error_deg(b, a)))
-        for b, a in zip(before_each, after_each, strict=True)
-    ]
+    drift["per_estimator_deg"] = _each_apart(before_each, after_each)
     labels = syn.heldout_labels
     # The raw arm's estimator is trained as the refined arm's is, without appearance changes: it
     # sees what refinement paints as the refined arm's estimator learns it.

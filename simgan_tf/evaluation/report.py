@@ -269,7 +269,7 @@ def split_text(d: dict) -> str:
 
 
 def _list_deg(values: list[float]) -> str:
-    return ", ".join(f"{v:.2f}" for v in values)
+    return ", ".join(map(_deg, values))
 
 
 def _drift_text(drift: dict) -> str:
