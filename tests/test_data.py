@@ -897,6 +897,7 @@ def test_mirror_flips_the_matching_rows_and_their_labels(tmp_path, capsys):
         np.testing.assert_array_equal(f["gaze_target_deg"][:], want_target)
     np.testing.assert_array_equal(data.load_groups(out), subject)
     np.testing.assert_array_equal(data.load_groups(out, "path"), data.load_groups(src, "path"))
+    np.testing.assert_array_equal(data.load_groups(out, "mirrored"), left)
 
     # Without --where every row flips, and mirroring twice gives the file back.
     twice = tmp_path / "twice.h5"
@@ -905,6 +906,7 @@ def test_mirror_flips_the_matching_rows_and_their_labels(tmp_path, capsys):
     np.testing.assert_array_equal(data.load_eyes(twice).images, source.images)
     np.testing.assert_array_equal(data.load_eyes(twice).look_vec, source.look_vec)
     np.testing.assert_array_equal(data.load_groups(twice, "head_pose_deg"), pose)
+    np.testing.assert_array_equal(data.load_groups(twice, "mirrored"), np.zeros(6))
 
     # --append keeps every row as it was and adds the flipped ones after them, labels and all.
     aug = tmp_path / "aug.h5"
@@ -919,6 +921,8 @@ def test_mirror_flips_the_matching_rows_and_their_labels(tmp_path, capsys):
     np.testing.assert_array_equal(got.look_vec[6:], want_look[left])
     np.testing.assert_array_equal(data.load_groups(aug, "head_pose_deg"), np.r_[pose, -pose[left]])
     np.testing.assert_array_equal(data.load_groups(aug), np.r_[subject, subject[left]])
+    # The copies keep their originals' path; `mirrored` tells them apart.
+    np.testing.assert_array_equal(data.load_groups(aug, "mirrored"), np.r_[np.zeros(6), np.ones(3)])
 
 
 def test_mirror_errors(tmp_path, capsys):
@@ -930,7 +934,8 @@ def test_mirror_errors(tmp_path, capsys):
         (["mirror", src, out, "--negate", "path"], "'path' holds"),
         (["mirror", src, out, "--negate", "pose:1"], "has no column 1"),
         (["mirror", src, out, "--negate", "pose:x"], "expected KEY or KEY:COLUMN"),
-        (["mirror", src, out, "--negate", "look_vec"], "negated already"),
+        (["mirror", src, out, "--negate", "look_vec"], "mirror sets it itself"),
+        (["mirror", src, out, "--negate", "mirrored"], "mirror sets it itself"),
         (["mirror", src, src, "--overwrite"], "is the input"),
     ]
     for argv, message in cases:

@@ -14,6 +14,11 @@ from simgan_tf.data.rows import _row_columns, _write_rows, match_all
 from simgan_tf.errors import SimGANError
 from simgan_tf.files import atomic_write
 
+# The per-image dataset that says which images are flipped (1) against the source's view (0), so
+# that `evaluate --by mirrored` and `subset --where mirrored 0` can tell a flipped copy from its
+# original, which keeps its `path`.
+MIRRORED = "mirrored"
+
 
 def _parse_negate(spec: str) -> tuple[str, int | None]:
     key, _, index = spec.partition(":")
@@ -27,8 +32,8 @@ def _targets(path: str, columns: dict, negate: list[str]) -> list[tuple[str, int
     targets = [("look_vec", 0)] if "look_vec" in columns else []
     for spec in negate:
         key, index = _parse_negate(spec)
-        if key == "look_vec":
-            raise SimGANError("--negate look_vec: its x is negated already; name other labels")
+        if key in ("look_vec", MIRRORED):
+            raise SimGANError(f"--negate {key}: mirror sets it itself; name other labels")
         if key not in columns:
             raise SimGANError(
                 f"{path}: no per-image '{key}' dataset to negate (found {sorted(columns)})"
@@ -60,8 +65,9 @@ def mirror(
     A flipped eye's `look_vec` has its x negated (x is the image's horizontal axis). Other labels
     that change sign with the view, a head pose or a target's horizontal angle, are named in
     `negate` as `KEY` (the whole value) or `KEY:COLUMN` (one column of a 2-D dataset, from 0).
-    Every other per-image dataset (path, subject) is copied as it is. Written under a temporary
-    name and renamed when complete.
+    Every other per-image dataset (path, subject) is copied as it is, and `mirrored` (uint8) is
+    set to 1 on a flipped row (0 on the others; a flipped row of an already mirrored file goes back
+    to 0). Written under a temporary name and renamed when complete.
     """
     path, out = os.fspath(path), os.fspath(out)
     _check_input_file(path)
@@ -70,7 +76,10 @@ def mirror(
     flip = match_all(path, where, len(eyes))
     columns, left_out = _row_columns(path, len(eyes))
     targets = _targets(path, columns, negate)
+    was = columns[MIRRORED][0] if MIRRORED in columns else np.zeros(len(eyes))
+    columns[MIRRORED] = (np.asarray(was != 0, dtype=np.uint8), np.dtype(np.uint8))
     flipped = {name: values[flip].copy() for name, (values, _) in columns.items()}
+    flipped[MIRRORED] ^= 1
     for key, index in targets:
         values = flipped[key]
         if index is None:
