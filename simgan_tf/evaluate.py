@@ -24,6 +24,7 @@ import numpy as np
 from simgan_tf import photometry
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.evaluation.arms import ARM_LABELS, errors_by_pose, gains
+from simgan_tf.evaluation.compare import compare_table
 from simgan_tf.evaluation.drift import label_drift
 from simgan_tf.evaluation.figures import save_error_histogram, save_figures, save_montage
 from simgan_tf.evaluation.people import TargetSplit, real_sets, split_target
@@ -299,6 +300,14 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate the simulator alone, no run: gaze estimators trained on raw renders of this "
         "scene profile, tested on --target (writes to --out, default runs/simulator_PROFILE)",
     )
+    which.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="EVAL_DIR",
+        help="print earlier evaluations' figures side by side (their report.json; a run "
+        "directory means RUN/eval) with the mean and spread over them, e.g. one recipe "
+        "trained with several seeds; nothing is trained or written",
+    )
     p.add_argument(
         "--input-norm",
         choices=photometry.MODES,
@@ -429,6 +438,9 @@ def _simulator_main(args: argparse.Namespace) -> int:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.compare:
+        print(compare_table(args.compare))
+        return 0
     if args.scene_profile:
         return _simulator_main(args)
     if args.input_norm:

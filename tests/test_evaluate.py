@@ -390,6 +390,69 @@ def test_evaluate_errors_are_one_line(fake_run, tmp_path, capsys):
         main.__wrapped__(["--run", str(fake_run)])
 
 
+def _fake_report(path: Path, seed: int, raw: float, refined: float, people: list[int], **extra):
+    """A report.json as evaluate writes it, holding only what --compare reads."""
+    path.mkdir(parents=True)
+    report = {
+        "seed": seed,
+        "data": {"target": "b.h5", "split": {"test_people": people}},
+        "estimator": {"steps": 1500},
+        "gaze": {"synthetic": {"mean_deg": raw}, "refined": {"mean_deg": refined}},
+        "gain": (raw - refined) / raw,
+        **extra,
+    }
+    (path / "report.json").write_text(json.dumps(report))
+    return path
+
+
+def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
+    from simgan_tf.evaluate import main
+
+    drift = {"estimators": 3, "appearance_floor_deg": 2.5}
+    drift.update(synthetic_heldout_error_deg=2.0, refined_heldout_error_deg=2.2)
+    realism = {"c2st_real_vs_refined": 0.99, "probe_real_vs_refined": {"image_accuracy": 0.9}}
+    a = _fake_report(
+        tmp_path / "a" / "eval",
+        0,
+        15.0,
+        13.5,
+        [1, 2],
+        label_drift_deg=3.0,
+        label_drift=drift,
+        realism=realism,
+    )
+    b = _fake_report(tmp_path / "b", 1, 15.0, 14.1, [1, 2])  # gaze only
+    main(["--compare", str(tmp_path / "a"), str(b)])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    assert rows[2].startswith(f"| {a} | 0 | 15.00 | 13.50 | - | +10.0% | 3.00 | 2.50 | 1.10 x |")
+    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | +6.0% | - | - | - | - | - |")
+    # Mean and spread over the reports that measured each figure: (10 + 6) / 2, sd 2 points.
+    assert (
+        "| mean ± sd over 2 reports | | 15.00 ± 0.00 | 13.80 ± 0.30 | - | +8.0% ± 2.0 pt | 3.00 |"
+        in out
+    )
+    assert "Note" not in out  # same people, same recipe
+
+    c = _fake_report(tmp_path / "c", 2, 15.2, 14.0, [3, 4])
+    main(["--compare", str(a), str(b), str(c)])
+    assert "tested different people" in capsys.readouterr().out
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "report.json").write_text("{not json")
+    cases = [
+        ([str(a)], "at least two"),
+        ([str(a), str(tmp_path / "nowhere")], "no report.json"),
+        ([str(a), str(tmp_path / "bad")], "not a readable report"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main(["--compare", *argv])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+
+
 # --- the target's split by person --------------------------------------------------------------
 
 COLUMBIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_gaze_columbia_dev.h5"
