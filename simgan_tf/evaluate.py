@@ -439,6 +439,11 @@ def _simulator_main(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.compare:
+        defaults = vars(_parser().parse_args(["--compare", "x"]))
+        given = [k for k, v in vars(args).items() if k != "compare" and v != defaults[k]]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise SimGANError(f"--compare reads earlier reports and nothing else: drop {flags}")
         print(compare_table(args.compare))
         return 0
     if args.scene_profile:

@@ -444,6 +444,7 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
         ([str(a)], "at least two"),
         ([str(a), str(tmp_path / "nowhere")], "no report.json"),
         ([str(a), str(tmp_path / "bad")], "not a readable report"),
+        ([str(a), str(b), "--target", "b.h5"], "nothing else: drop --target"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as e:
