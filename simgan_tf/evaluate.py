@@ -439,6 +439,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.compare:
+        # Every other option configures a new evaluation; given here, it would be silently unused.
         defaults = vars(_parser().parse_args(["--compare", "x"]))
         given = [k for k, v in vars(args).items() if k != "compare" and v != defaults[k]]
         if given:

@@ -97,7 +97,8 @@ def _spread(fmt: str, values: list[float]) -> str:
 
 def compare_table(paths: list[str]) -> str:
     """A markdown table of each report's headline figures, their mean ± standard deviation over
-    the reports, and a note where the reports tested different people or estimator recipes."""
+    the reports, and a note where the reports tested different people, counted the drift with
+    different numbers of estimators, or differ in their target or estimator recipe."""
     if len(paths) < 2:
         raise SimGANError("--compare needs at least two evaluations to set side by side")
     rows = [read_report(p) for p in paths]
@@ -139,4 +140,4 @@ def _notes(rows: list[tuple[str, dict]]) -> list[str]:
     targets = {r.get("data", {}).get("target") for _, r in rows}
     if len(recipes) > 1 or len(targets) > 1:
         notes.append("the reports differ in their target or estimator recipe: compare with care")
-    return [""] + [f"Note: {n}." for n in notes] if notes else []
+    return [line for n in notes for line in ("", f"Note: {n}.")]
