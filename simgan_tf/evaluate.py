@@ -437,11 +437,11 @@ def _simulator_main(args: argparse.Namespace) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.compare:
         # Every other option configures a new evaluation; given here, it would be silently unused.
-        defaults = vars(_parser().parse_args(["--compare", "x"]))
-        given = [k for k, v in vars(args).items() if k != "compare" and v != defaults[k]]
+        given = [k for k, v in vars(args).items() if k != "compare" and v != parser.get_default(k)]
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise SimGANError(f"--compare reads earlier reports and nothing else: drop {flags}")

@@ -434,16 +434,26 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     )
     assert "Note" not in out  # same people, same recipe
 
-    c = _fake_report(tmp_path / "c", 2, 15.2, 14.0, [3, 4])
+    # Other people, and a drift counted by one estimator beside a consensus of three.
+    c = _fake_report(
+        tmp_path / "c",
+        2,
+        15.2,
+        14.0,
+        [3, 4],
+        label_drift_deg=4.0,
+        label_drift={"appearance_floor_deg": 3.0},
+    )
     main(["--compare", str(a), str(b), str(c)])
-    assert "tested different people" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "tested different people" in out and "different numbers of estimators (1, 3)" in out
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "report.json").write_text("{not json")
     cases = [
         ([str(a)], "at least two"),
         ([str(a), str(tmp_path / "nowhere")], "no report.json"),
-        ([str(a), str(tmp_path / "bad")], "not a readable report"),
+        ([str(a), str(tmp_path / "bad")], "bad/report.json: cannot be read"),
         ([str(a), str(b), "--target", "b.h5"], "nothing else: drop --target"),
     ]
     for argv, message in cases:

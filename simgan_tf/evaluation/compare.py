@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from simgan_tf.errors import SimGANError
+from simgan_tf.files import read_json
 
 REPORT = "report.json"
 
@@ -29,12 +30,8 @@ def _report_path(path: str) -> str:
 def read_report(path: str) -> tuple[str, dict]:
     """The report.json an evaluation wrote, and its path; a one-line error if it is not one."""
     file = _report_path(path)
-    try:
-        with open(file, encoding="utf-8") as f:
-            report = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SimGANError(f"{file}: not a readable report ({e})") from None
-    if not isinstance(report, dict) or "gaze" not in report:
+    report = read_json(file)
+    if "gaze" not in report:
         raise SimGANError(f"{file}: not an evaluation report (no 'gaze' entry)")
     return file, report
 
