@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(
             f"label drift: {report['label_drift_deg']:.2f} deg"
             + (f" ({n} estimators' consensus)" if n > 1 else "")
+            + (
+                f", {report['label_drift']['after_turn_deg']:.2f} less its mean turn"
+                if report["label_drift"].get("after_turn_deg") is not None
+                else ""
+            )
             + "; the raw arm's estimator reads "
             f"refined images {turn['pitch_deg']:+.2f} deg of pitch, {turn['yaw_deg']:+.2f} of yaw "
             "from raw ones"

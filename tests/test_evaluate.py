@@ -228,6 +228,7 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert drift["synthetic_heldout_error_deg"] >= 0 and drift["refined_heldout_error_deg"] >= 0
     shift = drift["systematic"]
     assert set(shift) == {"drift_estimator", "raw_arm_estimator", "blob"}
+    assert 0 <= drift["after_turn_deg"] <= 180
     assert abs(shift["raw_arm_estimator"]["yaw_deg"]) <= 180
     assert set(shift["blob"]) == {"x_px", "y_px"}
     # The floor needs the simulator's paired target renders; files have none.
@@ -408,7 +409,7 @@ def _fake_report(path: Path, seed: int, raw: float, refined: float, people: list
 def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     from simgan_tf.evaluate import main
 
-    drift = {"estimators": 3, "appearance_floor_deg": 2.5}
+    drift = {"estimators": 3, "appearance_floor_deg": 2.5, "after_turn_deg": 2.75}
     drift.update(synthetic_heldout_error_deg=2.0, refined_heldout_error_deg=2.2)
     realism = {"c2st_real_vs_refined": 0.99, "probe_real_vs_refined": {"image_accuracy": 0.9}}
     a = _fake_report(
@@ -425,8 +426,10 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     main(["--compare", str(tmp_path / "a"), str(b)])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("|")]
-    assert rows[2].startswith(f"| {a} | 0 | 15.00 | 13.50 | - | +10.0% | 3.00 | 2.50 | 1.10 x |")
-    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | +6.0% | - | - | - | - | - |")
+    assert rows[2].startswith(
+        f"| {a} | 0 | 15.00 | 13.50 | - | +10.0% | 3.00 | 2.75 | 2.50 | 1.10 x |"
+    )
+    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | +6.0% | - | - | - | - | - | - |")
     # Mean and spread over the reports that measured each figure: (10 + 6) / 2, sd 2 points.
     assert (
         "| mean ± sd over 2 reports | | 15.00 ± 0.00 | 13.80 ± 0.30 | - | +8.0% ± 2.0 pt | 3.00 |"
@@ -494,6 +497,22 @@ def test_a_shift_common_to_every_image_is_kept_and_a_spread_cancels(rng):
     spread = pitch_yaw_to_look_vec(np.radians(angles + alternate))
     assert angular_error_deg(before, spread).mean() > 5
     assert all(abs(v) < 1e-3 for v in mean_turn(before, spread).values())
+
+
+def test_the_drift_after_the_turn_keeps_what_moves_each_image_its_own_way(rng):
+    from simgan_tf.evaluation.drift import drift_after_turn
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    angles = rng.uniform(-20, 20, (400, 2))
+    before = pitch_yaw_to_look_vec(np.radians(angles))
+    common = pitch_yaw_to_look_vec(np.radians(angles + [1.0, -2.0]))
+    assert angular_error_deg(before, common).mean() > 2
+    assert drift_after_turn(before, common) < 0.01
+    alternate = np.where(np.arange(400) % 2, 3.0, -3.0)[:, None] * [0.0, 1.0]
+    both = pitch_yaw_to_look_vec(np.radians(angles + [2.0, -4.0] + alternate))
+    own_way = angular_error_deg(before, pitch_yaw_to_look_vec(np.radians(angles + alternate)))
+    assert drift_after_turn(before, both) == pytest.approx(own_way.mean(), abs=0.01)
+    assert angular_error_deg(before, both).mean() > own_way.mean() + 1
 
 
 def test_blob_shift_follows_the_iris():

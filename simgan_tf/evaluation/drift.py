@@ -16,7 +16,7 @@ from simgan_tf.gaze import (
     summarise_errors,
     train_drift_estimator,
 )
-from simgan_tf.simulator import H, W
+from simgan_tf.simulator import H, W, look_vec_to_pitch_yaw, pitch_yaw_to_look_vec
 
 
 def consensus(predictions: list[np.ndarray]) -> np.ndarray:
@@ -58,6 +58,17 @@ def mean_turn(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
     return {"pitch_deg": float(pitch), "yaw_deg": float(yaw)}
 
 
+def drift_after_turn(before: np.ndarray, after: np.ndarray) -> float:
+    """The drift left per image once mean_turn is taken out of every image's `after` reading (deg).
+
+    A refiner that turns every eye by the same angle and one that moves each eye its own way can
+    give the same drift; a uniform turn is one bias, the per-image rest is label noise. Exact on
+    the kept readings, where sqrt(drift^2 - turn^2) would only estimate it."""
+    turn = pitch_yaw_errors_deg(after, before).mean(axis=0)
+    untouched = pitch_yaw_to_look_vec(look_vec_to_pitch_yaw(after) - np.radians(turn))
+    return float(np.mean(angular_error_deg(before, untouched)))
+
+
 def blob_shift(before: np.ndarray, after: np.ndarray) -> dict[str, float] | None:
     """How far refinement moves the dark blob (visible iris and pupil, simgan_tf.eyestats): medians
     of the per-image differences, px, x right and y up. No estimator is involved, so no estimator's
@@ -96,6 +107,7 @@ def label_drift(
     drift.pop("errors")
     drift["estimators"] = n
     drift["per_estimator_deg"] = _each_apart(before_each, after_each)
+    drift["after_turn_deg"] = drift_after_turn(before, after)
     labels = syn.heldout_labels
     # The raw arm's estimator is trained as the refined arm's is, without appearance changes: it
     # sees what refinement paints as the refined arm's estimator learns it.

@@ -308,6 +308,12 @@ def _systematic_text(drift: dict) -> str | None:
         f"{turn(shift['drift_estimator'])} from the raw ones; the raw arm's estimator (trained "
         f"without appearance changes, as the refined arm's is) {turn(shift['raw_arm_estimator'])}."
     )
+    if drift.get("after_turn_deg") is not None:
+        text += (
+            " Taken out of every image, the drift estimator's turn leaves "
+            f"{drift['after_turn_deg']:.2f} degrees of its {drift['mean_deg']:.2f} of drift: "
+            "what refinement moves each image its own way."
+        )
     if shift.get("blob"):
         b = shift["blob"]
         text += (
