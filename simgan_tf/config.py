@@ -13,7 +13,7 @@ _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": d
 # tf.distribute strategies `--strategy` can name (distribute.make_strategy creates them).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 DISCRIMINATOR_NORMS = ("none", "spectral")
-GAZE_READERS = ("augmented", "plain")
+GAZE_READERS = ("augmented", "plain", "both")
 # simulator.PROFILES' names, listed here so that reading a config needs no simulator (a test checks).
 SCENE_PROFILES = ("uniform", "columbia", "mpiigaze")
 # The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
@@ -79,6 +79,9 @@ class Config:
     # How the term's estimator is trained. "augmented": under random appearance changes, so texture
     # and tone move its reading little. "plain": on the synthetic images as they are, so it also reads
     # what augmentation teaches the other to ignore (a test of what the augmented one is blind to).
+    # "both": one of each, the term the root mean square of their two distances, so the refiner pays
+    # for what either reads (the plain one the tone shifts that turn the refined arm's estimator,
+    # the augmented one the geometry the drift measure reads).
     gaze_reader: str = "augmented"
     # Momentum of an exponential moving average of the refiner's weights, kept by its optimizer (one
     # update per refiner update) and saved as the run's refiner.keras instead of the last weights:

@@ -117,7 +117,8 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
         "--gaze-reader",
         choices=GAZE_READERS,
         help="how --gaze-reg's estimator is trained: augmented (default: under random appearance "
-        "changes) or plain (on the synthetic images as they are)",
+        "changes), plain (on the synthetic images as they are) or both (one of each; the term is "
+        "the root mean square of their two readings' distances)",
     )
     g.add_argument("--kg", type=int, help="refiner updates per step")
     g.add_argument("--kd", type=int, help="discriminator updates per step")
@@ -353,7 +354,9 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
     drift estimator (gaze.train_drift_estimator), so that what a refiner does to texture and tone
     moves its reading little and what it does to the eye's geometry moves it much; the estimator
     preset of the same name as cfg.preset, seed cfg.seed. With cfg.gaze_reader "plain", the same
-    recipe without the changes.
+    recipe without the changes; with "both", one of each, saved as one model whose reading is
+    their two unit readings side by side (losses.gaze_consistency_loss then measures the root mean
+    square of the two distances).
     """
     from simgan_tf.gaze import AUGMENTED_COPIES, ESTIMATOR_PRESETS, train_drift_estimator
 
@@ -363,21 +366,39 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
         return path
     look_vec = synthetic_labels(cfg, len(synthetic))
     spec = ESTIMATOR_PRESETS.get(cfg.preset, ESTIMATOR_PRESETS["quick"])
+    kinds = ("plain", "augmented") if cfg.gaze_reader == "both" else (cfg.gaze_reader,)
     print(
-        f"gaze term: training its {cfg.gaze_reader} estimator ({spec.steps} steps) on the synthetic set"
+        f"gaze term: training its {' and '.join(kinds)} estimator{'s' * (len(kinds) > 1)} "
+        f"({spec.steps} steps each) on the synthetic set"
     )
-    copies = AUGMENTED_COPIES if cfg.gaze_reader == "augmented" else 0
-    reader = train_drift_estimator(
-        synthetic,
-        look_vec,
-        seed=cfg.seed,
-        spec=spec,
-        copies=copies,
-        equalize_input=False,
-        verbose=verbose,
-    )
-    _save_keras(reader, path)
+    readers = [
+        train_drift_estimator(
+            synthetic,
+            look_vec,
+            seed=cfg.seed,
+            spec=spec,
+            copies=AUGMENTED_COPIES if kind == "augmented" else 0,
+            equalize_input=False,
+            verbose=verbose,
+        )
+        for kind in kinds
+    ]
+    _save_keras(readers[0] if len(readers) == 1 else _side_by_side(readers, kinds), path)
     return path
+
+
+def _side_by_side(readers: list, kinds: tuple[str, ...]):
+    """One model reading with every reader: their unit gaze vectors, concatenated."""
+    import keras
+
+    x = keras.Input(readers[0].input_shape[1:])
+    # Renamed: the readers are built alike, and one model's parts need names of their own.
+    named = [
+        keras.Model(r.inputs, r.outputs[0], name=f"{k}_reader")
+        for r, k in zip(readers, kinds, strict=True)
+    ]
+    units = [keras.layers.UnitNormalization(axis=-1)(r(x)) for r in named]
+    return keras.Model(x, keras.layers.Concatenate()(units), name="gaze_readers")
 
 
 def synthetic_labels(cfg: Config, n: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from simgan_tf.config import make_config
 from simgan_tf.data import load_eyes, save_eyes
 from simgan_tf.distribute import speed_defaults
 from simgan_tf.errors import SimGANError
+from simgan_tf.losses import gaze_consistency_loss
 from simgan_tf.refine import load_refiner
 from simgan_tf.train import Run, main, phase_dataset, resume_config
 
@@ -331,7 +332,7 @@ def test_a_spectral_discriminator_trains_saves_and_loads(pair, tmp_path):
     assert all(np.isfinite(float(r["d_loss_real"])) for r in _rows(out)[2:])
 
 
-@pytest.mark.parametrize("kind", ["augmented", "plain"])
+@pytest.mark.parametrize("kind", ["augmented", "plain", "both"])
 def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, monkeypatch, kind):
     import simgan_tf.augment
     from simgan_tf.train import train_gaze_reader
@@ -347,8 +348,22 @@ def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, 
     cfg = make_config(
         "smoke", synthetic=str(pair[0]), out=str(tmp_path), gaze_reg=1.0, gaze_reader=kind
     )
-    train_gaze_reader(cfg, load_eyes(pair[0]).images, verbose=0)
-    assert (sum(changed) > 0) == (kind == "augmented")
+    images = load_eyes(pair[0]).images
+    reader = keras.models.load_model(train_gaze_reader(cfg, images, verbose=0), compile=False)
+    assert (sum(changed) > 0) == (kind != "plain")
+    readings = np.asarray(reader(images[:8, ..., None] / 127.5 - 1))
+    assert readings.shape == (8, 6 if kind == "both" else 3)
+    if kind == "both":
+        # Two readers, each reading as one unit vector; the term is the RMS of their distances.
+        halves = readings[:, :3], readings[:, 3:]
+        assert all(np.allclose(np.linalg.norm(h, axis=1), 1, atol=1e-5) for h in halves)
+        assert not np.allclose(*halves)
+        moved = np.asarray(reader(images[8:16, ..., None] / 127.5 - 1))
+        chords = [
+            np.linalg.norm(moved[:, k : k + 3] - readings[:, k : k + 3], axis=1) for k in (0, 3)
+        ]
+        rms = np.mean(np.sqrt((chords[0] ** 2 + chords[1] ** 2) / 2))
+        assert float(gaze_consistency_loss(moved, readings)) == pytest.approx(rms, rel=1e-4)
     with pytest.raises(SimGANError, match="--gaze-reader"):
         make_config("smoke", gaze_reader="blind")
     with pytest.raises(SimGANError, match="needs a gaze term"):
