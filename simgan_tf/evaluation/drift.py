@@ -64,8 +64,9 @@ def drift_after_turn(before: np.ndarray, after: np.ndarray) -> float:
     A refiner that turns every eye by the same angle and one that moves each eye its own way can
     give the same drift; a uniform turn is one bias, the per-image rest is label noise. Exact on
     the kept readings, where sqrt(drift^2 - turn^2) would only estimate it."""
-    turn = pitch_yaw_errors_deg(after, before).mean(axis=0)
-    untouched = pitch_yaw_to_look_vec(look_vec_to_pitch_yaw(after) - np.radians(turn))
+    turn = mean_turn(before, after)
+    undo = np.radians([turn["pitch_deg"], turn["yaw_deg"]])
+    untouched = pitch_yaw_to_look_vec(look_vec_to_pitch_yaw(after) - undo)
     return float(np.mean(angular_error_deg(before, untouched)))
 
 
