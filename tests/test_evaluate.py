@@ -422,18 +422,22 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
         label_drift=drift,
         realism=realism,
     )
+    report = json.loads((a / "report.json").read_text())
+    report["gaze"]["synthetic"]["mean_deg_less_pose_bias"] = 13.0
+    report["gaze"]["refined"]["mean_deg_less_pose_bias"] = 12.25
+    (a / "report.json").write_text(json.dumps(report))
     b = _fake_report(tmp_path / "b", 1, 15.0, 14.1, [1, 2])  # gaze only
     main(["--compare", str(tmp_path / "a"), str(b)])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("|")]
     assert rows[2].startswith(
-        f"| {a} | 0 | 15.00 | 13.50 | - | +10.0% | 3.00 | 2.75 | 2.50 | 1.10 x |"
+        f"| {a} | 0 | 15.00 | 13.50 | - | 13.00 | 12.25 | +10.0% | 3.00 | 2.75 | 2.50 | 1.10 x |"
     )
-    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | +6.0% | - | - | - | - | - | - |")
+    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | - | - | +6.0% | - | - | - | - |")
     # Mean and spread over the reports that measured each figure: (10 + 6) / 2, sd 2 points.
     assert (
-        "| mean ± sd over 2 reports | | 15.00 ± 0.00 | 13.80 ± 0.30 | - | +8.0% ± 2.0 pt | 3.00 |"
-        in out
+        "| mean ± sd over 2 reports | | 15.00 ± 0.00 | 13.80 ± 0.30 | - | 13.00 | 12.25 "
+        "| +8.0% ± 2.0 pt | 3.00 |" in out
     )
     assert "Note" not in out  # same people, same recipe
 
@@ -625,6 +629,29 @@ def test_pose_blindness_by_hand():
     assert pose_blindness(np.zeros((5, 2)), np.zeros(5)) is None
 
 
+def test_the_error_less_each_poses_bias_keeps_only_the_scatter_within_a_pose(rng):
+    from simgan_tf.evaluation.arms import error_less_pose_bias
+    from simgan_tf.gaze import angular_error_deg
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    pose = np.repeat(np.float32([-30, 0, 30]), 200)
+    true = np.radians(np.stack([rng.uniform(-10, 10, 600), rng.uniform(-40, 40, 600)], axis=1))
+    scatter = np.radians(rng.normal(0, 2.0, (2, 600, 2)))
+    # Seed by seed: a yaw bias that follows the head's turn (a blind estimator), and a pitch bias.
+    bias = np.radians(np.stack([np.full(600, 3.0), -0.5 * pose], axis=1))
+    blind = np.stack([pitch_yaw_to_look_vec(true + bias + s) for s in scatter])
+    sharp = np.stack([pitch_yaw_to_look_vec(true + s) for s in scatter])
+    look_vec = pitch_yaw_to_look_vec(true)
+    left = error_less_pose_bias(blind, look_vec, pose)
+    scatter_alone = np.mean([angular_error_deg(p, look_vec) for p in sharp])
+    assert np.mean([angular_error_deg(p, look_vec) for p in blind]) > 3 * left
+    # Only the biases go: what is left is the scatter's own error (within its sampling noise).
+    assert left == pytest.approx(scatter_alone, rel=0.03)
+    # An estimator with no bias keeps its error (up to each pose's sample mean of the scatter).
+    assert error_less_pose_bias(sharp, look_vec, pose) == pytest.approx(scatter_alone, rel=0.03)
+    assert error_less_pose_bias(blind, look_vec, np.zeros(600)) is None
+
+
 def test_signed_pitch_and_yaw_errors():
     from simgan_tf.gaze import pitch_yaw_errors_deg
     from simgan_tf.simulator import pitch_yaw_to_look_vec
@@ -667,9 +694,10 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
         assert by_pose["abs_le_15"]["n"] == sum(by_pose[p]["n"] for p in ("-15", "0", "15"))
         assert all(np.isfinite(row["yaw_bias_deg"]) for row in by_pose.values())
         assert np.isfinite(report["gaze"][arm]["pose_blindness"])
+        assert np.isfinite(report["gaze"][arm]["mean_deg_less_pose_bias"])
     md = (out / "report.md").read_text()
     assert "### By head pose" in md and "| -15 to 15 | " in md
-    assert "Pose blindness" in md and "yaw bias" in md
+    assert "Pose blindness" in md and "yaw bias" in md and "per-pose biases cost" in md
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
     # Every arm's predictions are kept with the test images' rows in the target file, so any column
     # of that file joins them: its labels there are the test labels, and the figures come back.

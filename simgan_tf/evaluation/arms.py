@@ -12,11 +12,13 @@ from simgan_tf.evaluation.run import Setup, keras_verbosity
 from simgan_tf.evaluation.sets import Target
 from simgan_tf.gaze import (
     angular_error_deg,
+    pitch_yaw_errors_deg,
     predict_gaze,
     score_predictions,
     summarise_errors,
     train_estimator,
 )
+from simgan_tf.simulator import look_vec_to_pitch_yaw, pitch_yaw_to_look_vec
 
 # Head poses up to this (degrees) keep camera-frame yaw within the simulator's +-30 (data README).
 POSE_NEAR_DEG = 15.0
@@ -95,6 +97,30 @@ def pose_blindness(signed: np.ndarray, pose: np.ndarray) -> float | None:
     return float(np.polyfit(np.tile(pose, len(yaw)), yaw.ravel(), 1)[0])
 
 
+def error_less_pose_bias(
+    predictions: np.ndarray, look_vec: np.ndarray, pose: np.ndarray
+) -> float | None:
+    """The mean angular error once each head pose's mean signed pitch and yaw error (each seed's
+    own) is taken out of that pose's predictions. What is left is the scatter within a pose; the
+    gap to the mean error is what the per-pose biases cost, most of it the head's turn that the
+    estimator does not see (`pose_blindness`). None where the test set has a single pose.
+
+    `predictions` is (seeds, N, 3), `look_vec` (N, 3) and `pose` (N,).
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if np.ptp(pose) == 0:
+        return None
+    errors = []
+    for pred in predictions:
+        pitch_yaw = look_vec_to_pitch_yaw(pred).astype(np.float64)
+        signed = np.radians(pitch_yaw_errors_deg(pred, look_vec))
+        for p in np.unique(pose):
+            at = pose == p
+            pitch_yaw[at] -= signed[at].mean(axis=0)
+        errors.append(angular_error_deg(pitch_yaw_to_look_vec(pitch_yaw), look_vec))
+    return float(np.mean(errors))
+
+
 def train_arm(
     s: Setup, name: str, images: np.ndarray, labels: np.ndarray, target: Target
 ) -> tuple[np.ndarray, keras.Model]:
@@ -128,6 +154,9 @@ def arm_figures(
     if target.test_pose is not None:
         figures["by_pose"] = errors_by_pose(errors, target.test_pose, signed)
         figures["pose_blindness"] = pose_blindness(signed, target.test_pose)
+        figures["mean_deg_less_pose_bias"] = error_less_pose_bias(
+            predictions, target.test_labels, target.test_pose
+        )
     if target.test_groups:
         figures["by"] = {
             name: errors_by_group(errors, masks, signed)

@@ -392,10 +392,19 @@ def blindness_text(report: dict) -> str:
     shown = ", ".join(f"{ARM_LABELS[a]} {b:+.2f}" for a, b in arms.items() if b is not None)
     if not shown:
         return ""
-    return (
+    text = (
         f"Pose blindness (the slope of the yaw error on the head pose; 0: the estimator sees the "
         f"head's turn, 1: it does not see it at all): {shown}."
     )
+    unbiased = {a: g.get("mean_deg_less_pose_bias") for a, g in report["gaze"].items() if g}
+    listed = ", ".join(f"{ARM_LABELS[a]} {e:.2f}" for a, e in unbiased.items() if e is not None)
+    if listed:
+        text += (
+            f" Mean error once each head pose's mean pitch and yaw error is taken out of that "
+            f"pose's predictions (the scatter within a pose; the rest of the mean error is what "
+            f"the per-pose biases cost): {listed} deg."
+        )
+    return text
 
 
 def _drift_section(report: dict) -> list[str]:
