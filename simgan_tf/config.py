@@ -83,6 +83,9 @@ class Config:
     # for what either reads (the plain one the tone shifts that turn the refined arm's estimator,
     # the augmented one the geometry the drift measure reads).
     gaze_reader: str = "augmented"
+    # With "both": how much the augmented reader's distance counts against the plain one's (the
+    # term is then the root of the weighted mean of their squared distances, weights 1 and this).
+    augmented_reader_weight: float = 1.0
     # Momentum of an exponential moving average of the refiner's weights, kept by its optimizer (one
     # update per refiner update) and saved as the run's refiner.keras instead of the last weights:
     # the refiner keeps repainting (checkpoints a few hundred steps apart differ as much as each
@@ -195,7 +198,16 @@ class Config:
             (
                 # Without a term there is no reader, and a silently ignored choice would mislead.
                 self.gaze_reader == "augmented" or self.gaze_reg > 0,
-                "--gaze-reader plain needs a gaze term (--gaze-reg > 0)",
+                f"--gaze-reader {self.gaze_reader} needs a gaze term (--gaze-reg > 0)",
+            ),
+            (
+                self.augmented_reader_weight > 0,
+                f"--augmented-reader-weight must be > 0, got {self.augmented_reader_weight}",
+            ),
+            (
+                self.augmented_reader_weight == 1.0 or self.gaze_reader == "both",
+                "--augmented-reader-weight weighs one reader against the other: it needs "
+                "--gaze-reader both",
             ),
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (

@@ -120,6 +120,12 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
         "changes), plain (on the synthetic images as they are) or both (one of each; the term is "
         "the root mean square of their two readings' distances)",
     )
+    g.add_argument(
+        "--augmented-reader-weight",
+        type=float,
+        help="with --gaze-reader both: how much the augmented reader's distance counts against the "
+        "plain one's (default 1; the term is the root of their weighted mean square)",
+    )
     g.add_argument("--kg", type=int, help="refiner updates per step")
     g.add_argument("--kd", type=int, help="discriminator updates per step")
     g.add_argument("--buffer-size", type=int, help="history buffer capacity (images)")
@@ -383,12 +389,19 @@ def train_gaze_reader(cfg: Config, synthetic: np.ndarray, verbose: int = 1) -> s
         )
         for kind in kinds
     ]
-    _save_keras(readers[0] if len(readers) == 1 else _side_by_side(readers, kinds), path)
+    if len(readers) > 1:
+        weights = {"augmented": cfg.augmented_reader_weight}
+        _save_keras(_side_by_side(readers, kinds, [weights.get(k, 1.0) for k in kinds]), path)
+    else:
+        _save_keras(readers[0], path)
     return path
 
 
-def _side_by_side(readers: list, kinds: tuple[str, ...]):
-    """One model reading with every reader: their unit gaze vectors, concatenated."""
+def _side_by_side(readers: list, kinds: tuple[str, ...], weights: list[float]):
+    """One model reading with every reader: their unit gaze vectors, each scaled by the root of its
+    weight, concatenated. The concatenation's length is then the same for every image, so the gaze
+    term's distance (losses.gaze_consistency_loss) is the root of the weighted mean of the squared
+    distances."""
     import keras
 
     x = keras.Input(readers[0].input_shape[1:])
@@ -397,7 +410,10 @@ def _side_by_side(readers: list, kinds: tuple[str, ...]):
         keras.Model(r.inputs, r.outputs[0], name=f"{k}_reader")
         for r, k in zip(readers, kinds, strict=True)
     ]
-    units = [keras.layers.UnitNormalization(axis=-1)(r(x)) for r in named]
+    units = [
+        keras.layers.Rescaling(w**0.5)(keras.layers.UnitNormalization(axis=-1)(r(x)))
+        for r, w in zip(named, weights, strict=True)
+    ]
     return keras.Model(x, keras.layers.Concatenate()(units), name="gaze_readers")
 
 

@@ -332,8 +332,12 @@ def test_a_spectral_discriminator_trains_saves_and_loads(pair, tmp_path):
     assert all(np.isfinite(float(r["d_loss_real"])) for r in _rows(out)[2:])
 
 
-@pytest.mark.parametrize("kind", ["augmented", "plain", "both"])
-def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, monkeypatch, kind):
+@pytest.mark.parametrize(
+    ("kind", "weight"), [("augmented", 1.0), ("plain", 1.0), ("both", 1.0), ("both", 0.25)]
+)
+def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(
+    pair, tmp_path, monkeypatch, kind, weight
+):
     import simgan_tf.augment
     from simgan_tf.train import train_gaze_reader
 
@@ -346,7 +350,12 @@ def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, 
 
     monkeypatch.setattr(simgan_tf.augment, "photometric_augment", counting)
     cfg = make_config(
-        "smoke", synthetic=str(pair[0]), out=str(tmp_path), gaze_reg=1.0, gaze_reader=kind
+        "smoke",
+        synthetic=str(pair[0]),
+        out=str(tmp_path),
+        gaze_reg=1.0,
+        gaze_reader=kind,
+        augmented_reader_weight=weight,
     )
     images = load_eyes(pair[0]).images
     reader = keras.models.load_model(train_gaze_reader(cfg, images, verbose=0), compile=False)
@@ -354,20 +363,25 @@ def test_the_gaze_terms_plain_reader_never_sees_a_changed_image(pair, tmp_path, 
     readings = np.asarray(reader(images[:8, ..., None] / 127.5 - 1))
     assert readings.shape == (8, 6 if kind == "both" else 3)
     if kind == "both":
-        # Two readers, each reading as one unit vector; the term is the RMS of their distances.
-        halves = readings[:, :3], readings[:, 3:]
+        # Two readers, the plain one's unit reading first, the augmented one's scaled by the root
+        # of its weight; the term is the root of the weighted mean square of their distances.
+        halves = readings[:, :3], readings[:, 3:] / weight**0.5
         assert all(np.allclose(np.linalg.norm(h, axis=1), 1, atol=1e-5) for h in halves)
         assert not np.allclose(*halves)
         moved = np.asarray(reader(images[8:16, ..., None] / 127.5 - 1))
         chords = [
             np.linalg.norm(moved[:, k : k + 3] - readings[:, k : k + 3], axis=1) for k in (0, 3)
         ]
-        rms = np.mean(np.sqrt((chords[0] ** 2 + chords[1] ** 2) / 2))
+        rms = np.mean(np.sqrt((chords[0] ** 2 + chords[1] ** 2) / (1 + weight)))
         assert float(gaze_consistency_loss(moved, readings)) == pytest.approx(rms, rel=1e-4)
     with pytest.raises(SimGANError, match="--gaze-reader"):
         make_config("smoke", gaze_reader="blind")
-    with pytest.raises(SimGANError, match="needs a gaze term"):
-        make_config("smoke", gaze_reader="plain")
+    with pytest.raises(SimGANError, match="--gaze-reader both needs a gaze term"):
+        make_config("smoke", gaze_reader="both")
+    with pytest.raises(SimGANError, match="needs --gaze-reader both"):
+        make_config("smoke", gaze_reg=1.0, gaze_reader="plain", augmented_reader_weight=0.5)
+    with pytest.raises(SimGANError, match="must be > 0"):
+        make_config("smoke", gaze_reg=1.0, gaze_reader="both", augmented_reader_weight=0.0)
 
 
 def _same_weights(a, b) -> bool:
