@@ -199,6 +199,26 @@ def pitch_yaw_errors_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return diff
 
 
+def angular_error_less_bias(
+    pred: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) angular errors in degrees once each group's mean signed pitch and yaw error
+    (pitch_yaw_errors_deg) is taken out of its predictions; `groups` None: all images one group.
+
+    What is left is the scatter about each group's bias: a uniform turn, or a head pose's share of
+    the turn an estimator misses, no longer counts.
+    """
+    from simgan_tf.simulator import look_vec_to_pitch_yaw, pitch_yaw_to_look_vec
+
+    groups = np.zeros(len(pred)) if groups is None else np.asarray(groups)
+    pitch_yaw = look_vec_to_pitch_yaw(pred).astype(np.float64)
+    signed = np.radians(pitch_yaw_errors_deg(pred, true))
+    for g in np.unique(groups):
+        at = groups == g
+        pitch_yaw[at] -= signed[at].mean(axis=0)
+    return angular_error_deg(pitch_yaw_to_look_vec(pitch_yaw), true)
+
+
 def evaluate_estimator(model: keras.Model, images: np.ndarray, look_vec: np.ndarray) -> dict:
     """The paper's metric on a labelled set: mean angular error and share within 7 degrees, with
     the per-image errors and signed pitch and yaw errors (`pitch_yaw_errors`, see

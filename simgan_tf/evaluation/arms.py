@@ -12,13 +12,12 @@ from simgan_tf.evaluation.run import Setup, keras_verbosity
 from simgan_tf.evaluation.sets import Target
 from simgan_tf.gaze import (
     angular_error_deg,
-    pitch_yaw_errors_deg,
+    angular_error_less_bias,
     predict_gaze,
     score_predictions,
     summarise_errors,
     train_estimator,
 )
-from simgan_tf.simulator import look_vec_to_pitch_yaw, pitch_yaw_to_look_vec
 
 # Head poses up to this (degrees) keep camera-frame yaw within the simulator's +-30 (data README).
 POSE_NEAR_DEG = 15.0
@@ -110,15 +109,7 @@ def error_less_pose_bias(
     pose = np.asarray(pose, dtype=np.float64)
     if np.ptp(pose) == 0:
         return None
-    errors = []
-    for pred in predictions:
-        pitch_yaw = look_vec_to_pitch_yaw(pred).astype(np.float64)
-        signed = np.radians(pitch_yaw_errors_deg(pred, look_vec))
-        for p in np.unique(pose):
-            at = pose == p
-            pitch_yaw[at] -= signed[at].mean(axis=0)
-        errors.append(angular_error_deg(pitch_yaw_to_look_vec(pitch_yaw), look_vec))
-    return float(np.mean(errors))
+    return float(np.mean([angular_error_less_bias(p, look_vec, pose) for p in predictions]))
 
 
 def train_arm(

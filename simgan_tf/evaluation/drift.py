@@ -10,13 +10,14 @@ from simgan_tf.evaluation.run import Setup, keras_verbosity, scene_profile
 from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, Synthetic, Target, render_builtin
 from simgan_tf.gaze import (
     angular_error_deg,
+    angular_error_less_bias,
     evaluate_estimator,
     pitch_yaw_errors_deg,
     predict_gaze,
     summarise_errors,
     train_drift_estimator,
 )
-from simgan_tf.simulator import H, W, look_vec_to_pitch_yaw, pitch_yaw_to_look_vec
+from simgan_tf.simulator import H, W
 
 
 def consensus(predictions: list[np.ndarray]) -> np.ndarray:
@@ -64,10 +65,7 @@ def drift_after_turn(before: np.ndarray, after: np.ndarray) -> float:
     A refiner that turns every eye by the same angle and one that moves each eye its own way can
     give the same drift; a uniform turn is one bias, the per-image rest is label noise. Exact on
     the kept readings, where sqrt(drift^2 - turn^2) would only estimate it."""
-    turn = mean_turn(before, after)
-    undo = np.radians([turn["pitch_deg"], turn["yaw_deg"]])
-    untouched = pitch_yaw_to_look_vec(look_vec_to_pitch_yaw(after) - undo)
-    return float(np.mean(angular_error_deg(before, untouched)))
+    return float(np.mean(angular_error_less_bias(after, before)))
 
 
 def blob_shift(before: np.ndarray, after: np.ndarray) -> dict[str, float] | None:
