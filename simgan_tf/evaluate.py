@@ -35,6 +35,7 @@ from simgan_tf.evaluation.report import (
     gaze_table,
     goals,
     pose_table,
+    reading_text,
     realism_table,
     render_markdown,
 )
@@ -430,7 +431,7 @@ def _simulator_main(args: argparse.Namespace) -> int:
     )
     out = args.out or default_out(args.scene_profile)
     tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), breakdown_tables(report)]
-    tables.append(blindness_text(report))
+    tables += [blindness_text(report), reading_text(report)]
     print("\n\n".join([t for t in tables if t] + [f"report: {os.path.join(out, 'report.md')}"]))
     return 0
 
@@ -476,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]
-    tables.append(breakdown_tables(report))
+    tables += [reading_text(report), breakdown_tables(report)]
     if report["label_drift"] is not None:
         turn = report["label_drift"]["systematic"]["raw_arm_estimator"]
         n = report["label_drift"].get("estimators", 1)

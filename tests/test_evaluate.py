@@ -258,6 +258,9 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
     assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
+    # No head poses: each axis's reading slope over all test images.
+    assert "How much of the gaze each arm reads (the slope of the predicted angle on the" in md
+    assert set(report["gaze"]["refined"]["reading_slope"]) == {"pitch", "yaw", "pitch_r", "yaw_r"}
     assert "What moves every image the same way" in md
     assert ("people may be on both sides" in md) == (data == "files")
     assert ("The consensus (mean reading) of 2 estimators" in md) == (data == "files")
@@ -425,19 +428,24 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     report = json.loads((a / "report.json").read_text())
     report["gaze"]["synthetic"]["mean_deg_less_pose_bias"] = 13.0
     report["gaze"]["refined"]["mean_deg_less_pose_bias"] = 12.25
+    report["gaze"]["synthetic"]["reading_slope"] = {"pitch": 0.21, "yaw": 0.87, "pitch_r": 0.36}
+    report["gaze"]["refined"]["reading_slope"] = {"pitch": 0.27, "yaw": None}
     (a / "report.json").write_text(json.dumps(report))
     b = _fake_report(tmp_path / "b", 1, 15.0, 14.1, [1, 2])  # gaze only
     main(["--compare", str(tmp_path / "a"), str(b)])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("|")]
     assert rows[2].startswith(
-        f"| {a} | 0 | 15.00 | 13.50 | - | 13.00 | 12.25 | +10.0% | 3.00 | 2.75 | 2.50 | 1.10 x |"
+        f"| {a} | 0 | 15.00 | 13.50 | - | 13.00 | 12.25 | 0.21 | 0.27 | +10.0% | 3.00 | 2.75 "
+        "| 2.50 | 1.10 x |"
     )
-    assert rows[3].startswith(f"| {b} | 1 | 15.00 | 14.10 | - | - | - | +6.0% | - | - | - | - |")
+    assert rows[3].startswith(
+        f"| {b} | 1 | 15.00 | 14.10 | - | - | - | - | - | +6.0% | - | - | - | - |"
+    )
     # Mean and spread over the reports that measured each figure: (10 + 6) / 2, sd 2 points.
     assert (
         "| mean ± sd over 2 reports | | 15.00 ± 0.00 | 13.80 ± 0.30 | - | 13.00 | 12.25 "
-        "| +8.0% ± 2.0 pt | 3.00 |" in out
+        "| 0.21 | 0.27 | +8.0% ± 2.0 pt | 3.00 |" in out
     )
     assert "Note" not in out  # same people, same recipe
 
@@ -652,6 +660,35 @@ def test_the_error_less_each_poses_bias_keeps_only_the_scatter_within_a_pose(rng
     assert error_less_pose_bias(blind, look_vec, np.zeros(600)) is None
 
 
+def test_reading_slopes_tell_how_much_of_each_axis_is_read_within_a_pose(rng):
+    from simgan_tf.evaluation.arms import reading_slopes
+    from simgan_tf.simulator import pitch_yaw_to_look_vec
+
+    pose = np.repeat(np.float32([-30, 0, 30]), 300)
+    head_yaw = rng.uniform(-15, 15, 900)  # the gaze relative to the head; the camera sees it - pose
+    true = np.stack([rng.uniform(-10, 10, 900), head_yaw - pose], axis=1)
+    # Seed by seed: a pitch bias and a third of the pitch read, 0.9 of the eye's turn in the head
+    # read but only half the head's turn, and noise.
+    pred = [
+        np.stack([4.0 + 0.3 * true[:, 0], 0.9 * head_yaw - 0.5 * pose], axis=1)
+        + rng.normal(0, 2.0, (900, 2))
+        for _ in range(2)
+    ]
+    look_vec = pitch_yaw_to_look_vec(np.radians(true))
+    pred = np.stack([pitch_yaw_to_look_vec(np.radians(p)) for p in pred])
+    slopes = reading_slopes(pred, look_vec, pose)
+    # Within a pose neither the pitch bias nor the unseen share of the turn counts.
+    assert slopes["pitch"] == pytest.approx(0.3, abs=0.04)
+    assert slopes["yaw"] == pytest.approx(0.9, abs=0.04)
+    # The correlation: pitch 0.3 * 5.77 of spread against noise of 2 deg, r = 1.73 / sqrt(1.73^2 + 4).
+    assert slopes["pitch_r"] == pytest.approx(0.65, abs=0.05) and slopes["yaw_r"] > 0.95
+    # Pooled over poses, the unseen turn drags the yaw slope down: (0.9 * 75 + 0.5 * 600) / 675.
+    assert reading_slopes(pred, look_vec)["yaw"] == pytest.approx(0.54, abs=0.05)
+    level = pitch_yaw_to_look_vec(np.radians(np.stack([np.zeros(900), true[:, 1]], axis=1)))
+    flat = reading_slopes(level[None], level, pose)
+    assert flat["pitch"] is None and flat["pitch_r"] is None and flat["yaw_r"] == pytest.approx(1)
+
+
 def test_signed_pitch_and_yaw_errors():
     from simgan_tf.gaze import pitch_yaw_errors_deg
     from simgan_tf.simulator import pitch_yaw_to_look_vec
@@ -695,9 +732,13 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
         assert all(np.isfinite(row["yaw_bias_deg"]) for row in by_pose.values())
         assert np.isfinite(report["gaze"][arm]["pose_blindness"])
         assert np.isfinite(report["gaze"][arm]["mean_deg_less_pose_bias"])
+        assert all(np.isfinite(v) for v in report["gaze"][arm]["reading_slope"].values())
     md = (out / "report.md").read_text()
     assert "### By head pose" in md and "| -15 to 15 | " in md
     assert "Pose blindness" in md and "yaw bias" in md and "per-pose biases cost" in md
+    assert "How much of the gaze each arm reads within a head pose" in md
+    assert "pitch: raw synthetic " in md and " (r " in md
+    assert "How much of the gaze each arm reads" in printed
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
     # Every arm's predictions are kept with the test images' rows in the target file, so any column
     # of that file joins them: its labels there are the test labels, and the figures come back.
@@ -829,6 +870,7 @@ def test_the_simulator_alone_tests_the_people_a_run_would(fake_run, tmp_path, ca
         assert sum(g["by_pose"][p]["n"] for p in ("-30", "-15", "0", "15", "30")) == 128
     md = (alone / "report.md").read_text()
     assert md.startswith("# The simulator alone: columbia scenes") and "| -15 to 15 |" in md
+    assert "How much of the gaze each arm reads within a head pose" in md
     # The other way round: the oracle on the renders it was not trained on, per head pose.
     reverse = report["oracle_on_renders"]
     assert reverse["n"] == report["data"]["n_train"] and np.isfinite(reverse["mean_deg"])

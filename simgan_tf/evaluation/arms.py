@@ -112,6 +112,46 @@ def error_less_pose_bias(
     return float(np.mean([angular_error_less_bias(p, look_vec, pose) for p in predictions]))
 
 
+def reading_slopes(
+    predictions: np.ndarray, look_vec: np.ndarray, pose: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """How much of the gaze an estimator reads, per axis: the slope of its predicted pitch (yaw) on
+    the true one within each head pose (each pose's means taken out of both), and their
+    correlation (`pitch_r`, `yaw_r`), each the mean over seeds. A slope of 1 reads every degree, 0
+    none; a low slope with a low correlation is a noisy reading shrunk, not a reading too small
+    (what varies within a pose, not the turn: that is `pose_blindness`). The two axes can fail
+    apart: an estimator trained on our renders reads real eyes' yaw at 0.87 (r 0.57) and their
+    pitch at 0.21 (r 0.36). None for an axis whose true angle never varies.
+
+    `predictions` is (seeds, N, 3), `look_vec` (N, 3) and `pose` (N,) or None (all one pose).
+    """
+    from simgan_tf.simulator import look_vec_to_pitch_yaw
+
+    groups = np.zeros(len(look_vec)) if pose is None else np.asarray(pose)
+
+    def within(angles: np.ndarray) -> np.ndarray:
+        out = np.asarray(angles, dtype=np.float64).copy()
+        for g in np.unique(groups):
+            out[groups == g] -= out[groups == g].mean(axis=0)
+        return out
+
+    true = within(look_vec_to_pitch_yaw(look_vec))
+    read = [within(look_vec_to_pitch_yaw(p)) for p in predictions]
+    out = {}
+    for axis, name in enumerate(("pitch", "yaw")):
+        t = true[:, axis]
+        if np.ptp(t) < 1e-9:
+            out[name] = out[f"{name}_r"] = None
+            continue
+        r = [p[:, axis] for p in read]
+        out[name] = float(np.mean([np.dot(t, x) / np.dot(t, t) for x in r]))
+        norm_t = np.linalg.norm(t)
+        out[f"{name}_r"] = float(
+            np.mean([np.dot(t, x) / (norm_t * max(np.linalg.norm(x), 1e-12)) for x in r])
+        )
+    return out
+
+
 def train_arm(
     s: Setup, name: str, images: np.ndarray, labels: np.ndarray, target: Target
 ) -> tuple[np.ndarray, keras.Model]:
@@ -142,6 +182,7 @@ def arm_figures(
     figures = average_runs(results, s.seed)
     pitch_bias, yaw_bias = signed.mean(axis=0)
     figures.update(n_train=n_train, pitch_bias_deg=float(pitch_bias), yaw_bias_deg=float(yaw_bias))
+    figures["reading_slope"] = reading_slopes(predictions, target.test_labels, target.test_pose)
     if target.test_pose is not None:
         figures["by_pose"] = errors_by_pose(errors, target.test_pose, signed)
         figures["pose_blindness"] = pose_blindness(signed, target.test_pose)

@@ -384,7 +384,32 @@ def _gaze_section(report: dict) -> list[str]:
             by_pose,
         ]
         parts += [text for text in [blindness_text(report)] if text]
+    parts += [text for text in [reading_text(report)] if text]
     return parts + breakdown_sections(report)
+
+
+def reading_text(report: dict) -> str:
+    """Each arm's reading slopes (arms.reading_slopes) in one sentence; '' for older reports."""
+    slopes = {a: g.get("reading_slope") or {} for a, g in report["gaze"].items() if g}
+    axes = []
+    for axis in ("pitch", "yaw"):
+        shown = ", ".join(
+            f"{ARM_LABELS[a]} {s[axis]:.2f}"
+            + (f" (r {s[axis + '_r']:.2f})" if s.get(axis + "_r") is not None else "")
+            for a, s in slopes.items()
+            if s.get(axis) is not None
+        )
+        if shown:
+            axes.append(f"{axis}: {shown}")
+    if not axes:
+        return ""
+    posed = any(g.get("by_pose") for g in report["gaze"].values() if g)
+    within = " within a head pose" if posed else ""
+    means = ", each pose's means taken out" if posed else ""
+    return (
+        f"How much of the gaze each arm reads{within} (the slope of the predicted angle on the "
+        f"true one{means}, and their correlation; 1: every degree, 0: none): {'; '.join(axes)}."
+    )
 
 
 def blindness_text(report: dict) -> str:

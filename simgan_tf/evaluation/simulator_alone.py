@@ -39,6 +39,7 @@ from simgan_tf.evaluation.report import (
     breakdown_sections,
     gaze_table,
     pose_table,
+    reading_text,
     reused_text,
     split_text,
 )
@@ -211,8 +212,7 @@ def render_simulator_markdown(report: dict) -> str:
             "Mean error (deg), share within 7 degrees and mean signed yaw error per head pose:",
             by_pose,
         ]
-    blind = blindness_text(report)
-    parts += [blind] if blind else []
+    parts += [text for text in (blindness_text(report), reading_text(report)) if text]
     parts += breakdown_sections(report)
     reverse = report.get("oracle_on_renders")
     if reverse:
