@@ -143,11 +143,11 @@ def reading_slopes(
         if np.ptp(t) < 1e-9:
             out[name] = out[f"{name}_r"] = None
             continue
-        r = [p[:, axis] for p in read]
-        out[name] = float(np.mean([np.dot(t, x) / np.dot(t, t) for x in r]))
+        per_seed = [seed[:, axis] for seed in read]
+        out[name] = float(np.mean([np.dot(t, x) / np.dot(t, t) for x in per_seed]))
         norm_t = np.linalg.norm(t)
         out[f"{name}_r"] = float(
-            np.mean([np.dot(t, x) / (norm_t * max(np.linalg.norm(x), 1e-12)) for x in r])
+            np.mean([np.dot(t, x) / (norm_t * max(np.linalg.norm(x), 1e-12)) for x in per_seed])
         )
     return out
 
