@@ -229,6 +229,25 @@ def test_ball_rise_lowers_the_corners_under_an_eyeball_that_stays_put():
     assert _pupil_shift(base, raised) < 0.3
 
 
+def test_lower_lid_sides_follow_the_pitch_and_its_middle_stays():
+    s = simulator.scene_parameters(200, seed=5, profile="columbia")
+    assert np.all(s["lower_pow_follow"] > 0)
+    for key in ("roll", "tilt", "head_yaw", "yaw"):  # level lids, a straight gaze
+        s[key] = np.zeros_like(s[key])
+    fixed = np.zeros_like(s["lower_pow_follow"])
+
+    def open_rows(s: dict[str, np.ndarray]) -> np.ndarray:
+        return (simulator._draw(s, np.random.default_rng(0))[1] < 0.5).sum(axis=1).astype(float)
+
+    for deg, sign in ((10.0, 1.0), (-10.0, -1.0)):
+        at = dict(s, pitch=np.full_like(s["pitch"], np.radians(deg)))
+        following, still = open_rows(at), open_rows(dict(at, lower_pow_follow=fixed))
+        # Looking up the lid's sides sink (more of the eye open), looking down they rise...
+        assert np.mean(sign * (following - still).sum(axis=1) > 5) > 0.9, deg
+        # ...while its lowest point, under the middle of the eye, does not move.
+        assert np.abs(following.max(axis=1) - still.max(axis=1)).max() <= 1.0, deg
+
+
 def test_corner_crop_keeps_the_eye_width_and_zooms_the_eyeball():
     s = simulator.scene_parameters(2000, seed=4, profile="columbia")
     cos = np.cos(s["head_yaw"])

@@ -90,14 +90,14 @@ def _lids(c: dict[str, np.ndarray], f: Frame) -> Lids:
     sin_p, sin_y = np.sin(c["pitch"]), np.sin(c["yaw"] + c["head_yaw"])  # yaw relative to the head
     up_h = np.maximum(c["open"] * (c["upper_rest"] + c["upper_follow"] * sin_p), 0.04)
     lo_h = np.maximum(c["open"] * (c["lower_rest"] - c["lower_follow"] * sin_p), 0.12)
+    # Clipped so that a steep follow at an extreme pitch keeps the lid a curve, not a box or a spike.
+    lower_pow = np.clip(c["lower_pow"] - c["lower_pow_follow"] * sin_p, 0.1, 2.0)
     look_side = c["mirror"] * sin_y  # lids bulge toward where the cornea points
     t, span = f.t, f.span
     y_up = (
         up_h * span ** c["upper_pow"] * (1.0 + c["upper_skew"] + c["upper_bulge"] * look_side * t)
     )
-    y_lo = (
-        -lo_h * span ** c["lower_pow"] * (1.0 + c["lower_skew"] + c["lower_bulge"] * look_side * t)
-    )
+    y_lo = -lo_h * span**lower_pow * (1.0 + c["lower_skew"] + c["lower_bulge"] * look_side * t)
     above = (f.yf - y_up) * f.r_px  # px above the upper lid margin
     below = (y_lo - f.yf) * f.r_px  # px below the lower lid margin
     # The last factor closes the slit past the corners, where both lids meet on one line.
