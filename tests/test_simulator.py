@@ -231,10 +231,11 @@ def test_ball_rise_lowers_the_corners_under_an_eyeball_that_stays_put():
 
 def test_lower_lid_sides_follow_the_pitch_and_its_middle_stays():
     s = simulator.scene_parameters(200, seed=5, profile="columbia")
-    assert np.all(s["lower_pow_follow"] > 0)
+    fixed = np.zeros_like(s["lower_pow_follow"])
+    np.testing.assert_array_equal(s["lower_pow_follow"], fixed)  # off in every profile
     for key in ("roll", "tilt", "head_yaw", "yaw"):  # level lids, a straight gaze
         s[key] = np.zeros_like(s[key])
-    fixed = np.zeros_like(s["lower_pow_follow"])
+    s["lower_pow_follow"] = np.full_like(fixed, 5.0)
 
     def open_rows(s: dict[str, np.ndarray]) -> np.ndarray:
         return (simulator._draw(s, np.random.default_rng(0))[1] < 0.5).sum(axis=1).astype(float)
