@@ -105,10 +105,14 @@ def _load_sets(
     groups: str,
     pose_key: str,
     by: Sequence[str],
+    measures: tuple[str, ...],
 ) -> _Sets:
     # The target first: a target left with nobody to test on stops before anything is rendered.
     real = real or run_file(s.config, "real")
-    tgt = target_data(s, target, groups, pose_key, real_sets(s.config, real), by)
+    # Only the gaze arms are tested on the target's people. Realism alone compares refined eyes
+    # with the real images, which may then hold the target's people (realism against unseen eyes).
+    keep_out = real_sets(s.config, real) if "gaze" in measures else None
+    tgt = target_data(s, target, groups, pose_key, keep_out, by)
     real_images, real_source = real_data(s, real, tgt)
     syn = synthetic_data(s, synthetic or run_file(s.config, "synthetic"))
     s.log(f"synthetic: {len(syn.train)} train + {len(syn.heldout)} held out from {syn.source}")
@@ -244,7 +248,7 @@ def evaluate(
     )
     s.log(f"refiner:   {s.refiner_source}")
     with _timed(wall, "data"):
-        sets = _load_sets(s, target, synthetic, real, groups, pose_key, by)
+        sets = _load_sets(s, target, synthetic, real, groups, pose_key, by, measures)
     syn = sets.synthetic
     with _timed(wall, "refine"):
         ref_heldout = refine_array(s.refiner, syn.heldout, batch_size, progress=verbose)

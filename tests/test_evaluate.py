@@ -830,6 +830,24 @@ def test_evaluate_refuses_a_target_whose_people_all_trained_the_refiner(fake_run
     assert "\n" not in err
 
 
+def test_realism_alone_may_compare_with_the_targets_own_people(fake_run, tmp_path):
+    # No gaze arm is tested on the target, so its people need not be kept out of the real images:
+    # the refined eyes can be compared with eyes of people the refiner never saw.
+    from simgan_tf.evaluate import main
+
+    target = people_file(tmp_path / "target.h5", [3, 5], 20, seed=1)
+    out = tmp_path / "eval"
+    argv = ["--run", fake_run, "--target", target, "--real", target, "--out", out, "--quiet"]
+    argv += ["--preset", "smoke", "--steps", "5", "--measures", "realism"]
+    assert main([str(a) for a in argv]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["real"] == str(target) and report["data"]["n_real"] == 40
+    split = report["data"]["split"]
+    assert split["excluded_people"] == [] and "people were not left out" in split["notes"][0]
+    assert np.isfinite(report["realism"]["c2st_real_vs_refined"])
+    assert report["gaze"]["refined"] is None
+
+
 # --- the simulator alone (evaluate --scene-profile) ---------------------------------------------
 
 

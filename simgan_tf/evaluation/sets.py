@@ -109,11 +109,12 @@ def target_data(
     path: str | None,
     key: str,
     pose_key: str,
-    real_sets: list[tuple[str, str]],
+    real_sets: list[tuple[str, str]] | None,
     by: Sequence[str] = (),
 ) -> Target:
-    """The test and oracle-training sets: by person where the file names people (see split_target);
-    with `by`, the groups of test images each arm's error is also broken down by (breakdowns)."""
+    """The test and oracle-training sets: by person where the file names people (see split_target),
+    leaving out those also in `real_sets` (None: nobody, as no arm is tested); with `by`, the
+    groups of test images each arm's error is also broken down by (breakdowns)."""
     breakdowns = read_breakdowns(path, by)
     if path:
         images, labels = labelled_file(path, s.shape)
@@ -128,8 +129,13 @@ def target_data(
         groups = pose = None
         source = f"built-in simulator, target domain, seed {render_seed}"
     notes: list[str] = []
-    excluded, why = shared_people(groups, key, real_sets, notes)
-    check_people_left(path, groups, key, excluded)
+    if real_sets is None:
+        excluded, why = [], None
+        if groups is not None:
+            notes.append("No gaze arm was tested, so the real set's people were not left out.")
+    else:
+        excluded, why = shared_people(groups, key, real_sets, notes)
+        check_people_left(path, groups, key, excluded)
     split = split_target(
         len(images),
         n_test=s.sizes.n_test,
