@@ -214,6 +214,8 @@ def evaluate(
     average: bool = True,
     reuse_arms: str | None = None,
     by: Sequence[str] = (),
+    estimator_width: float | None = None,
+    estimator_dense: int | None = None,
 ) -> dict:
     """Run the measurements and write report.json, report.md and figures; returns the report.
 
@@ -225,6 +227,8 @@ def evaluate(
     `reuse_arms` (an earlier evaluation's directory) takes the raw-synthetic and oracle arms from
     there where their images, test set, recipe, seeds and code are the same (evaluation.reuse).
     `by` breaks each arm's error down by per-image columns of the target (evaluation.breakdowns).
+    `estimator_width` and `estimator_dense` replace the preset estimator's width and hidden layer
+    (every estimator of the evaluation, drift's too).
     """
     started, wall = time.time(), {}
     measures = check_measures(measures)
@@ -245,6 +249,8 @@ def evaluate(
         verbose=verbose,
         checkpoint=checkpoint,
         average=average,
+        width=estimator_width,
+        dense=estimator_dense,
     )
     s.log(f"refiner:   {s.refiner_source}")
     with _timed(wall, "data"):
@@ -376,6 +382,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps", type=int, help="gaze estimator training steps (default: the preset's)"
     )
+    p.add_argument(
+        "--estimator-width",
+        type=float,
+        metavar="W",
+        help="scale every gaze estimator's convolutions by W (default: the preset's; quick 0.5, "
+        "the paper's network 1): does a gain hold for a larger or smaller estimator",
+    )
+    p.add_argument(
+        "--estimator-dense",
+        type=int,
+        metavar="N",
+        help="units of the estimators' hidden layer (default: the preset's; quick 256, the "
+        "paper's 1000)",
+    )
     p.add_argument("--n-train", type=int, help="synthetic training images (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=256, help="refiner batch size (default 256)")
     p.add_argument(
@@ -432,6 +452,8 @@ def _simulator_main(args: argparse.Namespace) -> int:
         verbose=not args.quiet,
         reuse_arms=args.reuse_arms,
         by=args.by,
+        width=args.estimator_width,
+        dense=args.estimator_dense,
     )
     out = args.out or default_out(args.scene_profile)
     tables = [gaze_table(report, SIMULATOR_ARMS), pose_table(report), breakdown_tables(report)]
@@ -478,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         average=not args.no_average,
         reuse_arms=args.reuse_arms,
         by=args.by,
+        estimator_width=args.estimator_width,
+        estimator_dense=args.estimator_dense,
     )
     out = args.out or os.path.join(args.run, "eval")
     tables = [gaze_table(report) if report["gain"] is not None else None, pose_table(report)]

@@ -1152,6 +1152,70 @@ def test_evaluate_reuses_the_raw_and_oracle_arms_only_where_nothing_changed(
     assert "oracle.keras does not give" in printed and "synthetic arm: reused" in printed
 
 
+def test_evaluate_estimator_width_and_dense(fake_run, tmp_path, capsys):
+    """--estimator-width/--estimator-dense build every arm's estimator at that size, a reused arm
+    of another size is trained again, and --compare names each report's recipe."""
+    import keras
+
+    from simgan_tf.evaluate import main
+
+    target = tmp_path / "target.h5"
+    save_eyes(target, *toy_eyes(300, seed=1, domain="target"))
+    argv = ["--run", str(fake_run), "--target", str(target), "--preset", "smoke", "--steps", "5"]
+    argv += ["--measures", "gaze"]
+    small, wide = tmp_path / "small", tmp_path / "wide"
+    assert main([*argv, "--out", str(small), "--quiet"]) == 0
+    capsys.readouterr()
+    main([*argv, "--out", str(wide), "--estimator-width", "0.5", "--estimator-dense", "48",
+          "--reuse-arms", str(small)])  # fmt: skip
+    printed = capsys.readouterr().err
+    assert printed.count("other estimator recipe; training it") == 2
+    report = json.loads((wide / "report.json").read_text())
+    assert report["estimator"]["width"] == 0.5 and report["estimator"]["dense"] == 48
+    assert report["estimator"]["steps"] == 5  # the rest of the smoke recipe is kept
+    for arm in ("synthetic", "oracle"):
+        model = keras.models.load_model(wide / "arms" / f"{arm}.keras")
+        assert model.get_layer("conv1").filters == 16 and model.get_layer("fc").units == 48
+        smoke = keras.models.load_model(small / "arms" / f"{arm}.keras")
+        assert smoke.get_layer("conv1").filters == 4 and smoke.get_layer("fc").units == 32
+    assert "(width 0.5, FC 48)" in (wide / "report.md").read_text()
+
+    main(["--compare", str(small), str(wide)])
+    out = capsys.readouterr().out
+    assert f"{small} width 0.125, FC 32, 5 steps; {wide} width 0.5, FC 48, 5 steps" in out
+
+
+def test_the_simulator_alone_takes_the_estimator_size(tmp_path):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "alone"
+    argv = ["--scene-profile", "uniform", "--input-norm", "none", "--preset", "smoke"]
+    argv += ["--steps", "3", "--estimator-width", "0.25", "--estimator-dense", "8"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    spec = json.loads((out / "report.json").read_text())["estimator"]
+    assert (spec["width"], spec["dense"], spec["steps"]) == (0.25, 8, 3)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--estimator-width", "0"], "--estimator-width must be a number > 0, got 0.0"),
+        (["--estimator-width", "nan"], "--estimator-width must be a number > 0, got nan"),
+        (["--estimator-dense", "0"], "--estimator-dense must be >= 1, got 0"),
+    ],
+)
+def test_evaluate_estimator_size_errors(fake_run, tmp_path, capsys, extra, message):
+    from simgan_tf.evaluate import main
+
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(fake_run), "--out", str(out), "--preset", "smoke", "--quiet", *extra])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

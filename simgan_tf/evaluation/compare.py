@@ -145,6 +145,17 @@ def _notes(rows: list[tuple[str, dict]]) -> list[str]:
         )
     recipes = {json.dumps(r.get("estimator"), sort_keys=True) for _, r in rows}
     targets = {r.get("data", {}).get("target") for _, r in rows}
-    if len(recipes) > 1 or len(targets) > 1:
-        notes.append("the reports differ in their target or estimator recipe: compare with care")
+    if len(targets) > 1:
+        notes.append("the reports differ in their target: compare with care")
+    if len(recipes) > 1:
+        # Named per report: an estimator's width moves every arm, so rows of different recipes
+        # compare only their gains (evaluate --estimator-width).
+        each = "; ".join(f"{os.path.dirname(f)} {_recipe(r.get('estimator'))}" for f, r in rows)
+        notes.append(f"the reports differ in their estimator recipe: compare with care ({each})")
     return [line for n in notes for line in ("", f"Note: {n}.")]
+
+
+def _recipe(spec: dict | None) -> str:
+    spec = spec or {}
+    parts = [("width", "width {}"), ("dense", "FC {}"), ("steps", "{} steps")]
+    return ", ".join(fmt.format(spec[k]) for k, fmt in parts if k in spec) or "recipe unknown"

@@ -88,9 +88,18 @@ def discriminator_filters(config: dict) -> tuple[int, ...]:
 
 
 def make_sizes(
-    preset: str, n_train: int | None, steps: int | None, repeats: int
+    preset: str,
+    n_train: int | None,
+    steps: int | None,
+    repeats: int,
+    width: float | None = None,
+    dense: int | None = None,
 ) -> tuple[EvalSizes, EstimatorSpec]:
-    """The evaluation preset's sizes and estimator recipe with the options' overrides, checked."""
+    """The evaluation preset's sizes and estimator recipe with the options' overrides, checked.
+
+    `width` and `dense` replace the preset estimator's convolution width and hidden layer size
+    (the paper's network is width 1, dense 1,000), its steps and batch kept: the same images read
+    by a larger or smaller estimator."""
     if preset not in EVAL_PRESETS:
         raise SimGANError(f"unknown preset {preset!r}; expected one of {sorted(EVAL_PRESETS)}")
     sizes = EVAL_PRESETS[preset]
@@ -103,6 +112,14 @@ def make_sizes(
         if steps < 1:
             raise SimGANError(f"--steps must be >= 1, got {steps}")
         spec = replace(spec, steps=steps)
+    if width is not None:
+        if not np.isfinite(width) or width <= 0:
+            raise SimGANError(f"--estimator-width must be a number > 0, got {width}")
+        spec = replace(spec, width=float(width))
+    if dense is not None:
+        if dense < 1:
+            raise SimGANError(f"--estimator-dense must be >= 1, got {dense}")
+        spec = replace(spec, dense=int(dense))
     if repeats < 1:
         raise SimGANError(f"--repeats must be >= 1, got {repeats}")
     return sizes, spec
@@ -143,11 +160,13 @@ def make_setup(
     verbose: bool,
     checkpoint: str | None = None,
     average: bool = True,
+    width: float | None = None,
+    dense: int | None = None,
 ) -> Setup:
     """The run, the sizes and the recipe, every option checked before any work."""
     config, refiner = load_run(run, checkpoint, average)
     preset = preset or (config.get("preset") if config.get("preset") in EVAL_PRESETS else "quick")
-    sizes, spec = make_sizes(preset, n_train, steps, repeats)
+    sizes, spec = make_sizes(preset, n_train, steps, repeats, width, dense)
     shape = tuple(config.get("image_shape", (35, 55, 1)))[:2]
     check_image_size(refiner, shape, f"{run}/config.json image_shape")
     out = out or os.path.join(run, "eval")

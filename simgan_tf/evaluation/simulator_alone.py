@@ -105,6 +105,8 @@ def evaluate_simulator(
     verbose: bool = True,
     reuse_arms: str | None = None,
     by: Sequence[str] = (),
+    width: float | None = None,
+    dense: int | None = None,
 ) -> dict:
     """Train estimators on raw `profile` renders and on the target's other people (the oracle), test
     both on the target's test people; write report.json and report.md to `out`; return the report.
@@ -112,7 +114,8 @@ def evaluate_simulator(
     `target` None tests on the simulator's own target domain (seed + 2000), as `evaluate --run` does.
     `reuse_arms` (an earlier evaluation's directory) takes either arm from there where its images,
     test set, recipe, seeds and code are the same (evaluation.reuse). `by` breaks each arm's
-    error down by per-image columns of the target (evaluation.breakdowns).
+    error down by per-image columns of the target (evaluation.breakdowns). `width` and `dense`
+    replace the preset estimator's width and hidden layer.
     """
     started = time.time()
     get_profile(profile)
@@ -123,7 +126,7 @@ def evaluate_simulator(
         )
     # Before any work: a folder that holds no arms is one error line and nothing written.
     saved = read_arms(reuse_arms) if reuse_arms else None
-    sizes, spec = make_sizes(preset, n_train, steps, repeats)
+    sizes, spec = make_sizes(preset, n_train, steps, repeats, width, dense)
     out = out or default_out(profile)
     os.makedirs(out, exist_ok=True)
     config = {"scene_profile": profile, "seed": seed, "preset": preset}
