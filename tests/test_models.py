@@ -87,7 +87,9 @@ def test_spectral_discriminator_keeps_each_layers_largest_singular_value_near_on
     assert spectral.output_shape == plain.output_shape
     assert receptive_field(spectral) == receptive_field(plain)
     x = np.random.default_rng(0).uniform(-1, 1, (8, 35, 55, 1)).astype("float32")
-    for _ in range(10):  # one power iteration per training call
+    # One power iteration per training call. Ten left two random starts in six 6-7% above one
+    # (a flaky test); after 30 every start was within 0.005.
+    for _ in range(30):
         spectral(x, training=True)
     wrapped = [layer.layer for layer in spectral.layers if hasattr(layer, "layer")]
     assert len(wrapped) == 5  # every convolution, the logits' included
