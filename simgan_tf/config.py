@@ -118,6 +118,10 @@ class Config:
     mixed_precision_dtype: str | None = None
     # Devices: the tf.distribute strategy; batch_size is the global batch, split among replicas.
     strategy: str = "default"
+    # Threads each op's CPU work is split over (TensorFlow's intra-op pool); None: one per core.
+    # The count changes a run's sums in their last bits, so a CPU run repeats only at the same
+    # count: config.json records the count used, and a resumed run keeps it.
+    cpu_threads: int | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> Config:
@@ -247,6 +251,10 @@ class Config:
                 self.mixed_precision_dtype in (None, "bfloat16", "float16"),
                 "--mixed-precision-dtype must be bfloat16 or float16, "
                 f"got {self.mixed_precision_dtype!r}",
+            ),
+            (
+                self.cpu_threads is None or self.cpu_threads >= 1,
+                f"--cpu-threads must be >= 1, got {self.cpu_threads}",
             ),
             (
                 self.strategy in STRATEGIES,

@@ -142,6 +142,50 @@ def split_cpu(devices: int) -> None:
         ) from None
 
 
+def default_cpu_threads() -> int:
+    """The intra-op thread count TensorFlow picks when told none: TF_NUM_INTRAOP_THREADS if set,
+    else one per core this process may run on (its CPU affinity, as `taskset` sets it)."""
+    try:
+        return max(int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0")), 0) or _cores()
+    except ValueError:
+        return _cores()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(threads: int | None) -> int:
+    """Run every op's CPU work on `threads` threads (None: default_cpu_threads()); returns the count.
+
+    A CPU op splits its sums over these threads, so the count changes a run's last bits: with the
+    same seed, one thread and two train different runs (measured: docs/RESULTS.md, "The same seed
+    on another machine"). Must be set before TensorFlow starts; once it has, only the count in
+    effect is accepted.
+    """
+    threads = default_cpu_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise SimGANError(f"--cpu-threads must be >= 1, got {threads}")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        running = cpu_threads_in_effect()
+        if running != threads:
+            raise SimGANError(
+                f"--cpu-threads {threads}: TensorFlow already runs with {running} threads in this "
+                "process; start a new one"
+            ) from None
+    return threads
+
+
+def cpu_threads_in_effect() -> int:
+    """The intra-op thread count this process's ops run with (set_cpu_threads's, or the default)."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or default_cpu_threads()
+
+
 # /proc/cpuinfo flags of x86 CPUs that multiply bfloat16 natively; oneDNN, under TensorFlow's CPU
 # kernels, uses them. Elsewhere bfloat16 is emulated, and slower than float32.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simgan_tf import photometry
+from simgan_tf.distribute import cpu_threads_in_effect, set_cpu_threads
 from simgan_tf.errors import SimGANError, cli
 from simgan_tf.evaluation.arms import ARM_LABELS, errors_by_pose, gains
 from simgan_tf.evaluation.compare import compare_table
@@ -176,6 +177,7 @@ def _report(
             "by": list(tgt.test_groups),
         },
         "estimator": s.spec.to_dict(),
+        "cpu_threads": cpu_threads_in_effect(),
         "gaze": gaze,
         "gain": gain,
         "gain_runs": gain_runs,
@@ -421,6 +423,13 @@ def _parser() -> argparse.ArgumentParser:
         "same; arms that differ are trained and say why (saves about 60%% of the time; with "
         "--scene-profile, after a simulator change, the oracle: about half)",
     )
+    p.add_argument(
+        "--cpu-threads",
+        type=int,
+        metavar="N",
+        help="threads each op's CPU work is split over (default: one per core); an evaluation "
+        "repeats to the digit only at the same count, which report.json records",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -474,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SimGANError(f"--compare reads earlier reports and nothing else: drop {flags}")
         print(compare_table(args.compare))
         return 0
+    set_cpu_threads(args.cpu_threads)
     if args.scene_profile:
         return _simulator_main(args)
     if args.input_norm:

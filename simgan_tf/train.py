@@ -202,6 +202,12 @@ def _add_speed_options(p: argparse.ArgumentParser) -> None:
         "--jit-compile", action=argparse.BooleanOptionalAction, help="XLA (default: on a GPU only)"
     )
     g.add_argument(
+        "--cpu-threads",
+        type=int,
+        help="threads each op's CPU work is split over (default: one per core); a CPU run repeats "
+        "bit for bit only at the same count, which config.json records",
+    )
+    g.add_argument(
         "--mixed-precision",
         action=argparse.BooleanOptionalAction,
         help="half-precision compute, float32 weights, logits and losses "
@@ -550,16 +556,22 @@ class Run:
 
     def _check_devices_and_out(self, overwrite: bool, resume: bool) -> None:
         """The strategy, the run directory and --backup-dir: what can fail fails before any work."""
-        from simgan_tf.distribute import check_batch, make_strategy, resolve_speed
+        from simgan_tf.distribute import (
+            check_batch,
+            make_strategy,
+            resolve_speed,
+            set_cpu_threads,
+        )
 
-        # The half type changes what a run computes: config.json records the one this machine
-        # chose, and a resumed run keeps it wherever it resumes.
+        # The half type and the thread count change what a run computes: config.json records the
+        # ones this machine chose, and a resumed run keeps them wherever it resumes.
         speed = resolve_speed(self.cfg)
         self.cfg = cfg = replace(
             self.cfg,
             mixed_precision=speed["mixed_precision"],
             mixed_precision_dtype=speed["mixed_precision_dtype"],
         ).validate()
+        self.cfg = cfg = replace(cfg, cpu_threads=set_cpu_threads(cfg.cpu_threads))
         # Before anything is written: a missing TPU or a batch the replicas cannot share fails first.
         self.strategy = make_strategy(cfg.strategy)
         check_batch(cfg.batch_size, self.strategy.num_replicas_in_sync)
@@ -581,12 +593,18 @@ class Run:
         cfg, replicas = self.cfg, self.strategy.num_replicas_in_sync
         print(f"simgan_tf: preset {cfg.preset}, writing to {cfg.out}\n{cfg.to_json()}")
         # config.json keeps XLA's None ("decide from the hardware"); this line says what was decided.
-        self.devices = {"strategy": cfg.strategy, "replicas": replicas, **resolve_speed(cfg)}
+        self.devices = {
+            "strategy": cfg.strategy,
+            "replicas": replicas,
+            **resolve_speed(cfg),
+            "cpu_threads": cfg.cpu_threads,
+        }
         print(
             f"devices: {cfg.strategy} strategy, {replicas} replica(s) of batch "
             f"{cfg.batch_size // replicas}; XLA {'on' if self.devices['jit_compile'] else 'off'}, "
             "mixed precision "
             + (self.devices["mixed_precision_dtype"] if self.devices["mixed_precision"] else "off")
+            + f"; {cfg.cpu_threads} CPU thread(s) per op"
         )
 
     def _load_data(self) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from simgan_tf.data import load_groups, save_eyes
+from simgan_tf.distribute import cpu_threads_in_effect
 from simgan_tf.errors import SimGANError
 from simgan_tf.gaze import angular_error_deg, evaluate_estimator, predict_gaze, train_estimator
 from simgan_tf.realism import c2st, split_balanced
@@ -1185,6 +1186,27 @@ def test_evaluate_estimator_width_and_dense(fake_run, tmp_path, capsys):
     assert f"{small} width 0.125, FC 32, 5 steps; {wide} width 0.5, FC 48, 5 steps" in out
 
 
+def test_the_drift_estimators_take_the_estimator_size(fake_run, tmp_path, monkeypatch):
+    # Drift's estimators are not saved, so their size is caught where they are trained.
+    import simgan_tf.evaluation.drift as drift
+    from simgan_tf.evaluate import main
+
+    built = []
+
+    def train(*args, **kwargs):
+        model = real_train(*args, **kwargs)
+        net = model.get_layer("gaze_estimator")  # behind the drift estimator's own input steps
+        built.append((net.get_layer("conv1").filters, net.get_layer("fc").units))
+        return model
+
+    real_train = drift.train_drift_estimator
+    monkeypatch.setattr(drift, "train_drift_estimator", train)
+    argv = ["--run", str(fake_run), "--preset", "smoke", "--steps", "3", "--repeats", "2"]
+    argv += ["--measures", "gaze", "drift", "--estimator-width", "0.25", "--estimator-dense", "8"]
+    assert main([*argv, "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    assert built == [(8, 8), (8, 8)]
+
+
 def test_the_simulator_alone_takes_the_estimator_size(tmp_path):
     from simgan_tf.evaluate import main
 
@@ -1192,8 +1214,11 @@ def test_the_simulator_alone_takes_the_estimator_size(tmp_path):
     argv = ["--scene-profile", "uniform", "--input-norm", "none", "--preset", "smoke"]
     argv += ["--steps", "3", "--estimator-width", "0.25", "--estimator-dense", "8"]
     assert main([*argv, "--out", str(out), "--quiet"]) == 0
-    spec = json.loads((out / "report.json").read_text())["estimator"]
+    report = json.loads((out / "report.json").read_text())
+    spec = report["estimator"]
     assert (spec["width"], spec["dense"], spec["steps"]) == (0.25, 8, 3)
+    # The thread count its estimators trained with (distribute.set_cpu_threads) is recorded.
+    assert report["cpu_threads"] == cpu_threads_in_effect()
 
 
 @pytest.mark.parametrize(
@@ -1202,9 +1227,10 @@ def test_the_simulator_alone_takes_the_estimator_size(tmp_path):
         (["--estimator-width", "0"], "--estimator-width must be a number > 0, got 0.0"),
         (["--estimator-width", "nan"], "--estimator-width must be a number > 0, got nan"),
         (["--estimator-dense", "0"], "--estimator-dense must be >= 1, got 0"),
+        (["--cpu-threads", "0"], "--cpu-threads must be >= 1, got 0"),
     ],
 )
-def test_evaluate_estimator_size_errors(fake_run, tmp_path, capsys, extra, message):
+def test_evaluate_estimator_size_and_thread_errors(fake_run, tmp_path, capsys, extra, message):
     from simgan_tf.evaluate import main
 
     out = tmp_path / "eval"

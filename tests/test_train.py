@@ -14,7 +14,7 @@ from simgan_tf import photometry
 from simgan_tf.callbacks import FailureMonitor
 from simgan_tf.config import make_config
 from simgan_tf.data import load_eyes, save_eyes
-from simgan_tf.distribute import speed_defaults
+from simgan_tf.distribute import default_cpu_threads, speed_defaults
 from simgan_tf.errors import SimGANError
 from simgan_tf.losses import gaze_consistency_loss
 from simgan_tf.refine import load_refiner
@@ -71,6 +71,9 @@ def test_cli_smoke_run_writes_every_output(pair, tmp_path):
         half,
     )
     assert f"mixed precision {half if chosen['mixed_precision'] else 'off'}" in proc.stdout
+    # So is the thread count: one per core this process may use, unless told.
+    assert config["cpu_threads"] == default_cpu_threads()
+    assert f"; {default_cpu_threads()} CPU thread(s) per op" in proc.stdout
     rows = _rows(out)
     assert [r["phase"] for r in rows] == [
         "pretrain_refiner",
@@ -99,6 +102,30 @@ def test_same_seed_gives_the_same_run(pair, tmp_path):
     assert metrics("a") != metrics("c")
 
 
+def test_a_run_at_a_given_thread_count_repeats_and_resumes_only_at_it(pair, tmp_path):
+    # Each in a process of its own: TensorFlow's thread count is fixed once it has started.
+    def train(out):
+        argv = ["--preset", "smoke", "--synthetic", str(pair[0]), "--real", str(pair[1]),
+                "--out", str(out), "--verbose", "0", "--seed", "5", "--cpu-threads", "1"]  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "simgan_tf.train", *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "; 1 CPU thread(s) per op" in proc.stdout
+        return load_refiner(out / "refiner.keras").get_weights()
+
+    a, b = train(tmp_path / "a"), train(tmp_path / "b")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["cpu_threads"] == 1
+    devices = json.loads((tmp_path / "a" / "summary.json").read_text())["devices"]
+    assert devices["cpu_threads"] == 1
+    with pytest.raises(SimGANError, match="drop --cpu-threads"):
+        resume_config(str(tmp_path / "a"), None, {"cpu_threads": 2})
+
+
 def test_existing_run_is_not_overwritten(pair, tmp_path, capsys):
     out = tmp_path / "run"
     _run(pair, out)
@@ -120,6 +147,7 @@ def test_existing_run_is_not_overwritten(pair, tmp_path, capsys):
         (["--gaze-reg", "-1"], "--gaze-reg must be >= 0"),
         (["--refiner-ema", "1"], "--refiner-ema must be in [0, 1)"),
         (["--refiner-ema", "-0.1"], "--refiner-ema must be in [0, 1)"),
+        (["--cpu-threads", "0"], "--cpu-threads must be >= 1"),
     ],
 )
 def test_bad_input_gives_one_clear_line(pair, tmp_path, capsys, args, message):

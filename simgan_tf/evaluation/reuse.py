@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from simgan_tf import gaze as gaze_module
 from simgan_tf import models as models_module
+from simgan_tf.distribute import cpu_threads_in_effect
 from simgan_tf.errors import SimGANError
 from simgan_tf.evaluation.arms import gaze_arms, train_arm
 from simgan_tf.evaluation.run import Setup
@@ -46,7 +47,7 @@ PARTS = {
     "estimator": "estimator recipe",
     "seeds": "seeds",
     "code": "estimator code (gaze.py, models.py, arms.train_arm)",
-    "software": "TensorFlow/Keras versions, dtype policy or device",
+    "software": "TensorFlow/Keras versions, dtype policy, device or CPU threads",
 }
 
 # A saved arm as read back: its fingerprint, (seeds, test images, 3) predictions, and its file.
@@ -76,7 +77,9 @@ def _code_sha() -> str:
 def _software() -> str:
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     policy = keras.config.dtype_policy().name
-    return f"tensorflow {tf.__version__}, keras {keras.__version__}, {policy}, {device}"
+    # The thread count changes an estimator's last bits (distribute.set_cpu_threads).
+    threads = f"{cpu_threads_in_effect()} threads"
+    return f"tensorflow {tf.__version__}, keras {keras.__version__}, {policy}, {device}, {threads}"
 
 
 def _seeds(s: Setup) -> list[int]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from simgan_tf import photometry
 from simgan_tf.data import load_eyes
+from simgan_tf.distribute import cpu_threads_in_effect
 from simgan_tf.errors import SimGANError
 from simgan_tf.evaluation.arms import NEAR_POSE_KEY, errors_by_pose, pose_blindness
 from simgan_tf.evaluation.people import real_sets
@@ -176,6 +177,7 @@ def evaluate_simulator(
             "by": list(tgt.test_groups),
         },
         "estimator": spec.to_dict(),
+        "cpu_threads": cpu_threads_in_effect(),
         "gaze": gaze,
         "oracle_on_renders": reverse,
         # As evaluate's: the time of each arm trained here (a reused one took none) and the total.
