@@ -463,6 +463,14 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     main(["--compare", str(a), str(b), str(c)])
     out = capsys.readouterr().out
     assert "tested different people" in out and "different numbers of estimators (1, 3)" in out
+    assert "thread counts" not in out  # none recorded
+
+    # Estimators trained at two thread counts; a report from before the count was kept says none.
+    d = _fake_report(tmp_path / "d", 0, 15.0, 13.0, [1, 2], cpu_threads=1)
+    e = _fake_report(tmp_path / "e", 0, 15.0, 13.2, [1, 2], cpu_threads=2)
+    main(["--compare", str(d), str(e), str(b)])
+    out = capsys.readouterr().out
+    assert f"different CPU thread counts ({d} 1; {e} 2; {b} -)" in out
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "report.json").write_text("{not json")

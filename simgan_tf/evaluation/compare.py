@@ -152,6 +152,14 @@ def _notes(rows: list[tuple[str, dict]]) -> list[str]:
         # compare only their gains (evaluate --estimator-width).
         each = "; ".join(f"{os.path.dirname(f)} {_recipe(r.get('estimator'))}" for f, r in rows)
         notes.append(f"the reports differ in their estimator recipe: compare with care ({each})")
+    threads = {r["cpu_threads"] for _, r in rows if r.get("cpu_threads")}
+    if len(threads) > 1:
+        # Reports from before the count was recorded say nothing either way, so they are left out.
+        each = "; ".join(f"{os.path.dirname(f)} {r.get('cpu_threads') or '-'}" for f, r in rows)
+        notes.append(
+            "the reports' estimators trained at different CPU thread counts "
+            f"({each}): the same seeds then train other estimators (--cpu-threads)"
+        )
     return [line for n in notes for line in ("", f"Note: {n}.")]
 
 
