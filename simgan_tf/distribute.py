@@ -163,7 +163,7 @@ def set_cpu_threads(threads: int | None) -> int:
 
     A CPU op splits its sums over these threads, so the count changes a run's last bits: with the
     same seed, one thread and two train different runs (measured: docs/RESULTS.md, "The same seed
-    on another machine"). Must be set before TensorFlow starts; once it has, only the count in
+    in another session"). Must be set before TensorFlow starts; once it has, only the count in
     effect is accepted.
     """
     threads = default_cpu_threads() if threads is None else int(threads)
