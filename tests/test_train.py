@@ -126,6 +126,19 @@ def test_a_run_at_a_given_thread_count_repeats_and_resumes_only_at_it(pair, tmp_
         resume_config(str(tmp_path / "a"), None, {"cpu_threads": 2})
 
 
+def test_the_thread_count_reaches_tensorflow_and_is_then_fixed():
+    # The records above are only true if TensorFlow runs with the count: asked in a fresh process.
+    code = (
+        "import tensorflow as tf; from simgan_tf.distribute import set_cpu_threads\n"
+        "set_cpu_threads(3); tf.constant(1.0) + 1\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+        "set_cpu_threads(4)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["3"]
+    assert "--cpu-threads 4: TensorFlow already runs with 3 threads" in proc.stderr
+
+
 def test_existing_run_is_not_overwritten(pair, tmp_path, capsys):
     out = tmp_path / "run"
     _run(pair, out)
