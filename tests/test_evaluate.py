@@ -237,6 +237,8 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     # One drift estimator per seed; the drift is their consensus's, each one's kept beside it.
     assert drift["estimators"] == len(drift["per_estimator_deg"]) == repeats
     assert all(0 <= d <= 180 for d in drift["per_estimator_deg"])
+    # The readers' scale beside their distances: a reader reading every gaze smaller drifts less.
+    assert set(drift["reading_slope"]) == {"pitch", "yaw", "pitch_r", "yaw_r"}
     if data == "built-in":
         assert len(drift["per_estimator_floor_deg"]) == 1
         assert drift["per_estimator_floor_deg"][0] == pytest.approx(drift["appearance_floor_deg"])
@@ -263,6 +265,7 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert "How much of the gaze each arm reads (the slope of the predicted angle on the" in md
     assert set(report["gaze"]["refined"]["reading_slope"]) == {"pitch", "yaw", "pitch_r", "yaw_r"}
     assert "What moves every image the same way" in md
+    assert "of each degree of pitch" in md and "every drift and floor smaller" in md
     assert ("people may be on both sides" in md) == (data == "files")
     assert ("The consensus (mean reading) of 2 estimators" in md) == (data == "files")
     for name in ("montage.png", "error_hist.png", "losses.png"):

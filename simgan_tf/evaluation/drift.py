@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from simgan_tf import eyestats
+from simgan_tf.evaluation.arms import reading_slopes
 from simgan_tf.evaluation.run import Setup, keras_verbosity, scene_profile
 from simgan_tf.evaluation.sets import SYNTHETIC_SEED_OFFSET, Synthetic, Target, render_builtin
 from simgan_tf.gaze import (
@@ -108,6 +109,9 @@ def label_drift(
     drift["per_estimator_deg"] = _each_apart(before_each, after_each)
     drift["after_turn_deg"] = drift_after_turn(before, after)
     labels = syn.heldout_labels
+    # A reader that reads every gaze smaller shows every drift (and floor) smaller: its scale on
+    # the held-out renders, beside the distances, says whether a lower drift is a blinder reader.
+    drift["reading_slope"] = reading_slopes(before[None], labels)
     # The raw arm's estimator is trained as the refined arm's is, without appearance changes: it
     # sees what refinement paints as the refined arm's estimator learns it.
     raw_before = predict_gaze(models["synthetic"], syn.heldout)

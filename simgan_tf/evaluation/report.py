@@ -284,6 +284,13 @@ def _drift_text(drift: dict) -> str:
         )
     else:
         parts.append("Part of any drift is the estimator's sensitivity to appearance.")
+    slope = drift.get("reading_slope") or {}
+    if slope.get("pitch") is not None and slope.get("yaw") is not None:
+        parts.append(
+            f"On the held-out renders their consensus reads {slope['pitch']:.3f} of each degree of "
+            f"pitch and {slope['yaw']:.3f} of yaw (slope of read on true): a reader that reads "
+            "every gaze smaller shows every drift and floor smaller."
+        )
     if drift.get("oracle_refined_heldout_error_deg") is not None:
         parts.append(
             "The oracle, trained on target renders, errs by "
