@@ -286,8 +286,9 @@ def _drift_text(drift: dict) -> str:
         parts.append("Part of any drift is the estimator's sensitivity to appearance.")
     slope = drift.get("reading_slope") or {}
     if slope.get("pitch") is not None and slope.get("yaw") is not None:
+        reader = "their consensus" if drift.get("estimators", 1) > 1 else "the estimator"
         parts.append(
-            f"On the held-out renders their consensus reads {slope['pitch']:.3f} of each degree of "
+            f"On the held-out renders {reader} reads {slope['pitch']:.3f} of each degree of "
             f"pitch and {slope['yaw']:.3f} of yaw (slope of read on true): a reader that reads "
             "every gaze smaller shows every drift and floor smaller."
         )
