@@ -149,8 +149,10 @@ def probe_discriminator(
     In-game patch accuracy near 0.5 can mean the discriminator is outrun, not that refined images look
     real (REFERENCE.md). This probe has the run's architecture and loss (per-patch sigmoid
     cross-entropy), trains on half of each set and reports, on the other half: patch_accuracy (share
-    of patches on the right side) and image_accuracy (an image called real when its mean patch logit
-    is positive). Both are 0.5 for sets it cannot tell apart.
+    of patches on the right side), image_accuracy (an image called real when its mean patch logit
+    is positive) and patch_accuracy_map (the patch accuracy at each of the discriminator's output
+    positions, rows top to bottom: where in the image the sets differ). All 0.5 for sets it cannot
+    tell apart.
     """
     from simgan_tf.models import build_discriminator
 
@@ -160,13 +162,15 @@ def probe_discriminator(
     )
     keras.utils.set_random_seed(seed)
     model = build_discriminator((*x_train.shape[1:], 1), tuple(filters), name="probe")
-    logits = _fit_and_score(
-        model, x_train, y_train, x_test, seed, steps, batch_size, learning_rate
-    ).reshape(len(x_test), -1)
+    logits = _fit_and_score(model, x_train, y_train, x_test, seed, steps, batch_size, learning_rate)
+    grid = logits.shape[1:3]  # (rows, columns) of patches; the last axis is the one logit
+    logits = logits.reshape(len(x_test), -1)
     truth = (y_test > 0.5)[:, None]
+    hits = ((logits > 0) == truth).mean(axis=0).reshape(grid)
     return {
-        "patch_accuracy": float(np.mean((logits > 0) == truth)),
+        "patch_accuracy": float(hits.mean()),
         "image_accuracy": float(np.mean((logits.mean(axis=1) > 0) == truth[:, 0])),
+        "patch_accuracy_map": np.round(hits, 3).tolist(),
         "n_per_class": int(len(x_test) // 2 + len(x_train) // 2),
         "steps": steps,
     }

@@ -252,6 +252,7 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert report["wall_seconds"]["total"] > 0 and len(report["goals"]) == 6
     for key in ("probe_real_vs_synthetic", "probe_real_vs_refined"):
         assert 0 <= report["realism"][key]["image_accuracy"] <= 1
+        assert np.asarray(report["realism"][key]["patch_accuracy_map"]).shape == (9, 14)
     # No person column: split by image, and said so.
     assert report["data"]["split"]["by"] == "image" and report["data"]["input_norm"] == "none"
     assert "by_pose" not in report["gaze"]["refined"]
@@ -260,6 +261,7 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     }  # fmt: skip
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
+    assert "Where the probe tells them apart" in md
     assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
     # No head poses: each axis's reading slope over all test images.
     assert "How much of the gaze each arm reads (the slope of the predicted angle on the" in md

@@ -71,6 +71,18 @@ def test_probe_is_near_chance_on_two_shuffled_halves_of_one_set():
     assert 0.4 <= probe["patch_accuracy"] <= 0.6, probe
 
 
+def test_probe_map_shows_where_in_the_image_two_sets_differ():
+    # Blobs everywhere on both sides; the fakes carry stripes in their top 12 rows only.
+    real, fake = _blobs(300, seed=3), _blobs(300, seed=4)
+    fake[:, :12] = _stripes(300, seed=5)[:, :12]
+    probe = probe_discriminator(real, fake, filters=(8, 8, 8, 8), steps=80)
+    grid = np.asarray(probe["patch_accuracy_map"])
+    assert grid.shape == (9, 14)  # the discriminator's output for 35 x 55 images
+    assert grid.mean() == pytest.approx(probe["patch_accuracy"], abs=1e-3)
+    assert grid[:3].mean() > 0.8, grid
+    assert grid[:3].mean() > grid[-3:].mean() + 0.2, grid
+
+
 def test_probe_tells_obviously_different_sets_apart_per_patch_and_per_image():
     probe = probe_discriminator(
         _blobs(300, seed=1), _stripes(300, seed=2), filters=(8, 8, 8, 8), steps=60

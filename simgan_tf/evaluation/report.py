@@ -466,6 +466,22 @@ def _drift_section(report: dict) -> list[str]:
     ]
 
 
+def _probe_bands_text(r: dict) -> str:
+    """Where the probe tells each pair apart, by thirds of its output rows; '' for older reports."""
+    parts = []
+    for name, label in (("synthetic", "raw synthetic"), ("refined", "refined")):
+        grid = r[f"probe_real_vs_{name}"].get("patch_accuracy_map")
+        if not grid:
+            return ""
+        thirds = [float(np.mean(rows)) for rows in np.array_split(np.asarray(grid), 3)]
+        parts.append(f"real vs {label} " + " / ".join(f"{t:.2f}" for t in thirds))
+    return (
+        "Where the probe tells them apart, its patch accuracy over the top, middle and bottom "
+        "thirds of the image (for eyes: brow and upper lid, the eye, lower lid and cheek; "
+        "`patch_accuracy_map` in report.json has every position): " + "; ".join(parts) + "."
+    )
+
+
 def _realism_section(report: dict) -> list[str]:
     r = report["realism"]
     return [
@@ -475,6 +491,7 @@ def _realism_section(report: dict) -> list[str]:
         f"half of each pair ({r['n_per_class']} images per side) and tested on the other half; "
         f"0.5 = indistinguishable. Real images: {report['data']['real']}.",
         realism_table(report),
+        *filter(None, [_probe_bands_text(r)]),
     ]
 
 
