@@ -295,7 +295,9 @@ def evaluate(
         with _timed(wall, "realism"):
             measured["realism"] = realism_tests(s, sets.real, syn.heldout, ref_heldout)
         write("realism")
-    measured["figures"] = save_figures(s, syn.heldout, ref_heldout, sets.real, errors)
+    measured["figures"] = save_figures(
+        s, syn.heldout, ref_heldout, sets.real, errors, measured["realism"]
+    )
     return write("figures")
 
 

@@ -270,8 +270,9 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     assert "of each degree of pitch" in md and "every drift and floor smaller" in md
     assert ("people may be on both sides" in md) == (data == "files")
     assert ("The consensus (mean reading) of 2 estimators" in md) == (data == "files")
-    for name in ("montage.png", "error_hist.png", "losses.png"):
+    for name in ("montage.png", "error_hist.png", "probe_map.png", "losses.png"):
         assert (out / name).stat().st_size > 1000, name
+    assert "`probe_map.png`" in md
     assert "label drift" in capsys.readouterr().out
 
 
@@ -322,6 +323,7 @@ def test_evaluate_realism_alone_skips_the_gaze_arms(fake_run, tmp_path, capsys):
     assert "## Gaze estimation" not in md and "## Label drift" not in md
     assert "| not measured |" in md
     assert not (out / "error_hist.png").exists() and (out / "montage.png").exists()
+    assert (out / "probe_map.png").exists()
     printed = capsys.readouterr().out
     assert "C2ST" in printed and "label drift" not in printed
 
@@ -830,6 +832,7 @@ def test_the_oracle_reads_refined_images_only_on_the_built_in_target(fake_run, t
     assert (
         drift["oracle_refined_heldout_error_deg"] is None and drift["oracle_test_error_deg"] is None
     )
+    assert not (out / "probe_map.png").exists()  # no realism measure, no probe to map
 
 
 def test_evaluate_refuses_a_target_whose_people_all_trained_the_refiner(fake_run, tmp_path, capsys):

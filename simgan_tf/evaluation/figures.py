@@ -1,4 +1,4 @@
-"""The evaluation's figures: the montage, the error histogram and the run's loss curves."""
+"""The evaluation's figures: the montage, the error histogram, the probe's map and the run's loss curves."""
 
 from __future__ import annotations
 
@@ -61,6 +61,35 @@ def save_error_histogram(path: str, errors: dict[str, np.ndarray]) -> None:
     save_figure(fig, path)
 
 
+def save_probe_map(path: str, realism: dict, real: np.ndarray) -> None:
+    """The probe's patch accuracy at each output position over the mean real image, one panel per
+    pair: where in the eye a fresh discriminator still tells the set from real (0.5: nowhere)."""
+    import matplotlib.pyplot as plt
+
+    from simgan_tf.plots import save_figure, show_eye
+
+    h, w = real.shape[1:3]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 2.9), squeeze=False)
+    for ax, (name, label) in zip(
+        axes[0], (("synthetic", "raw synthetic"), ("refined", "refined")), strict=True
+    ):
+        probe = realism[f"probe_real_vs_{name}"]
+        show_eye(ax, real.mean(axis=0).astype(np.uint8))
+        # Each output position covers the same share of the image: stretch the grid over it.
+        shown = ax.imshow(
+            np.asarray(probe["patch_accuracy_map"]),
+            cmap="magma",
+            vmin=0.5,
+            vmax=1.0,
+            alpha=0.55,
+            extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+            interpolation="nearest",
+        )
+        ax.set_title(f"real vs {label}: patch {probe['patch_accuracy']:.2f}", fontsize=9)
+    fig.colorbar(shown, ax=axes[0].tolist(), label="probe patch accuracy", shrink=0.8)
+    save_figure(fig, path)
+
+
 def copy_loss_curves(run: str, out: str) -> str | None:
     """The run's losses.png, or one drawn from its metrics.csv when the picture is missing."""
     src, dst = os.path.join(run, "losses.png"), os.path.join(out, "losses.png")
@@ -86,13 +115,19 @@ def save_figures(
     refined: np.ndarray,
     real: np.ndarray,
     errors: dict[str, np.ndarray] | None,
+    realism: dict | None = None,
 ) -> dict[str, str | None]:
-    """The figures, by name (None where not drawn: no errors without the gaze measure)."""
+    """The figures, by name (None where not drawn: no errors without the gaze measure, no probe
+    map without the realism measure)."""
     show = np.random.default_rng(s.seed).permutation(len(real))[:10]
     save_montage(os.path.join(s.out, "montage.png"), synthetic, refined, real[show])
     hist = None
     if errors:
         hist = "error_hist.png"
         save_error_histogram(os.path.join(s.out, hist), errors)
+    probe_map = None
+    if realism:
+        probe_map = "probe_map.png"
+        save_probe_map(os.path.join(s.out, probe_map), realism, real)
     losses = "losses.png" if copy_loss_curves(s.run, s.out) else None
-    return {"montage": "montage.png", "error_hist": hist, "losses": losses}
+    return {"montage": "montage.png", "error_hist": hist, "probe_map": probe_map, "losses": losses}

@@ -527,6 +527,12 @@ def _figures_section(report: dict) -> list[str]:
             "- `error_hist.png`: each estimator's angular errors on the target test set (all "
             "seeds); the dotted line is 7 degrees."
         )
+    if report["figures"].get("probe_map"):
+        items.append(
+            "- `probe_map.png`: the probe discriminator's patch accuracy at each position, over "
+            "the mean real image, for raw synthetic and refined images: where a fresh "
+            "discriminator still tells them from real (0.5 = nowhere)."
+        )
     if report["figures"].get("losses"):
         items.append(
             "- `losses.png`: the run's training curves (refiner, discriminator, patch accuracy)."
