@@ -69,12 +69,13 @@ def save_probe_map(path: str, realism: dict, real: np.ndarray) -> None:
     from simgan_tf.plots import save_figure, show_eye
 
     h, w = real.shape[1:3]
+    mean_real = real.mean(axis=0).astype(np.uint8)
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 2.9), squeeze=False)
     for ax, (name, label) in zip(
         axes[0], (("synthetic", "raw synthetic"), ("refined", "refined")), strict=True
     ):
         probe = realism[f"probe_real_vs_{name}"]
-        show_eye(ax, real.mean(axis=0).astype(np.uint8))
+        show_eye(ax, mean_real)
         # Each output position covers the same share of the image: stretch the grid over it.
         shown = ax.imshow(
             np.asarray(probe["patch_accuracy_map"]),
