@@ -421,6 +421,7 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     from simgan_tf.evaluate import main
 
     drift = {"estimators": 3, "appearance_floor_deg": 2.5, "after_turn_deg": 2.75}
+    drift["reading_slope"] = {"pitch": 0.93, "yaw": 0.96, "pitch_r": 0.99, "yaw_r": 0.99}
     drift.update(synthetic_heldout_error_deg=2.0, refined_heldout_error_deg=2.2)
     realism = {"c2st_real_vs_refined": 0.99, "probe_real_vs_refined": {"image_accuracy": 0.9}}
     a = _fake_report(
@@ -445,10 +446,10 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     rows = [line for line in out.splitlines() if line.startswith("|")]
     assert rows[2].startswith(
         f"| {a} | 0 | 15.00 | 13.50 | - | 13.00 | 12.25 | 0.21 | 0.27 | +10.0% | 3.00 | 2.75 "
-        "| 2.50 | 1.10 x |"
+        "| 2.50 | 0.93 | 0.96 | 1.10 x |"
     )
     assert rows[3].startswith(
-        f"| {b} | 1 | 15.00 | 14.10 | - | - | - | - | - | +6.0% | - | - | - | - |"
+        f"| {b} | 1 | 15.00 | 14.10 | - | - | - | - | - | +6.0% | - | - | - | - | - | - |"
     )
     # Mean and spread over the reports that measured each figure: (10 + 6) / 2, sd 2 points.
     assert (
@@ -717,6 +718,7 @@ def test_signed_pitch_and_yaw_errors():
 
 def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
     from simgan_tf.evaluate import main
+    from simgan_tf.evaluation.arms import reading_slopes
 
     target = people_file(tmp_path / "target.h5", list(range(8)), 50, seed=1)
     with h5py.File(target, "a") as f:
@@ -769,6 +771,13 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
         assert kept[arm].shape == (1, 128, 3)
         error = angular_error_deg(kept[arm][0], labels[rows]).mean()
         assert error == pytest.approx(report["gaze"][arm]["mean_deg"], abs=0.01)
+        # The reading slopes are the saved predictions' within each saved head pose, not a
+        # figure of other rows or another grouping.
+        slopes = reading_slopes(kept[arm], labels[rows], kept["head_pose_deg"])
+        assert report["gaze"][arm]["reading_slope"] == pytest.approx(slopes)
+        assert report["gaze"][arm]["reading_slope"] != pytest.approx(
+            reading_slopes(kept[arm], labels[rows])
+        )
 
     # --by: each arm's error per group of test images, as the target file's columns group them.
     assert report["data"]["by"] == ["subject", "path=*_R.jpg"]

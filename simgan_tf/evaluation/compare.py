@@ -62,6 +62,9 @@ def headline(report: dict) -> dict[str, float | None]:
         "drift": _get(report, "label_drift_deg"),
         "after_turn": _get(drift, "after_turn_deg"),
         "floor": _get(drift, "appearance_floor_deg"),
+        # The drift readers' own scale: a reader that reads every gaze smaller drifts less.
+        "drift_pitch_read": _get(drift, "reading_slope", "pitch"),
+        "drift_yaw_read": _get(drift, "reading_slope", "yaw"),
         "heldout": ref_heldout / raw_heldout if raw_heldout and ref_heldout else None,
         "probe": _get(report, "realism", "probe_real_vs_refined", "image_accuracy"),
         "c2st": _get(report, "realism", "c2st_real_vs_refined"),
@@ -81,6 +84,8 @@ COLUMNS = [
     ("drift", "drift (deg)", "{:.2f}"),
     ("after_turn", "drift less the mean turn (deg)", "{:.2f}"),
     ("floor", "floor (deg)", "{:.2f}"),
+    ("drift_pitch_read", "drift reader pitch read", "{:.2f}"),
+    ("drift_yaw_read", "drift reader yaw read", "{:.2f}"),
     ("heldout", "refined / raw held-out", "{:.2f} x"),
     ("probe", "probe image", "{:.3f}"),
     ("c2st", "C2ST refined", "{:.3f}"),
