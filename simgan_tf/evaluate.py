@@ -112,8 +112,9 @@ def _load_sets(
     real = real or run_file(s.config, "real")
     # Only the gaze arms are tested on the target's people. Realism alone compares refined eyes
     # with the real images, which may then hold the target's people (realism against unseen eyes).
-    keep_out = real_sets(s.config, real) if "gaze" in measures else None
-    tgt = target_data(s, target, groups, pose_key, keep_out, by)
+    known = real_sets(s.config, real)
+    keep_out = known if "gaze" in measures else None
+    tgt = target_data(s, target, groups, pose_key, keep_out, by, known)
     real_images, real_source = real_data(s, real, tgt)
     syn = synthetic_data(s, synthetic or run_file(s.config, "synthetic"))
     s.log(f"synthetic: {len(syn.train)} train + {len(syn.heldout)} held out from {syn.source}")
@@ -293,7 +294,9 @@ def evaluate(
         write("drift")
     if "realism" in measures:
         with _timed(wall, "realism"):
-            measured["realism"] = realism_tests(s, sets.real, syn.heldout, ref_heldout)
+            # Real eyes nobody trained on, where the target holds them: a stricter real side.
+            unseen = sets.target.test_images if sets.target.test_people_unseen else None
+            measured["realism"] = realism_tests(s, sets.real, syn.heldout, ref_heldout, unseen)
         write("realism")
     measured["figures"] = save_figures(
         s, syn.heldout, ref_heldout, sets.real, errors, measured["realism"]

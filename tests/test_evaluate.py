@@ -262,6 +262,8 @@ def test_evaluate_smoke_writes_every_key(data, fake_run, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "| refined | 256 |" in md and "Label drift" in md and "Goals" in md
     assert "Where the probe tells them apart" in md
+    # Renders or files without people: no unseen people to probe against.
+    assert "probe_unseen_vs_refined" not in report["realism"] and "nobody trained on" not in md
     assert "Fixed patterns" in md and "split by image" in md and "By head pose" not in md
     # No head poses: each axis's reading slope over all test images.
     assert "How much of the gaze each arm reads (the slope of the predicted angle on the" in md
@@ -758,6 +760,13 @@ def test_evaluate_splits_the_target_by_person(fake_run, tmp_path, capsys):
     assert "pitch: raw synthetic " in md and " (r " in md
     assert "How much of the gaze each arm reads" in printed
     assert "split by person ('subject')" in md and "Left out of both: subject 0, 1" in md
+    # The test people are in no real set: the probe also runs against their real eyes.
+    realism = report["realism"]
+    assert realism["n_unseen"] == report["data"]["n_test"]
+    for key in ("probe_unseen_vs_refined", "probe_unseen_vs_real"):
+        assert 0 <= realism[key]["image_accuracy"] <= 1
+    assert "| unseen people's real vs refined | - |" in md
+    assert f"Against real eyes nobody trained on ({report['data']['n_test']} images" in md
     # Every arm's predictions are kept with the test images' rows in the target file, so any column
     # of that file joins them: its labels there are the test labels, and the figures come back.
     kept = np.load(out / "predictions.npz")
@@ -872,6 +881,28 @@ def test_realism_alone_may_compare_with_the_targets_own_people(fake_run, tmp_pat
     assert split["excluded_people"] == [] and "people were not left out" in split["notes"][0]
     assert np.isfinite(report["realism"]["c2st_real_vs_refined"])
     assert report["gaze"]["refined"] is None
+    # The real images are the test people's own: they are not unseen, so no probe against them.
+    assert "probe_unseen_vs_refined" not in report["realism"]
+    assert "nobody trained on" not in (out / "report.md").read_text()
+
+
+def test_test_people_are_unseen_only_where_every_real_set_names_its_people_and_none_is_shared(
+    tmp_path,
+):
+    from simgan_tf.evaluation.people import unseen_by_real_sets
+
+    a = people_file(tmp_path / "a.h5", [0, 1], 4, seed=1)
+    b = people_file(tmp_path / "b.h5", [2, 3], 4, seed=2)
+    anonymous = tmp_path / "anonymous.h5"
+    save_eyes(anonymous, toy_eyes(8, seed=3)[0])
+    assert unseen_by_real_sets([4, 5], "subject", [(str(a), "trained"), (str(b), "--real")])
+    assert not unseen_by_real_sets([1, 5], "subject", [(str(a), "trained")])
+    assert unseen_by_real_sets([5], "subject", [(str(b), "x"), (str(a), "y")])
+    # A real set that does not name its people may hold anyone.
+    assert not unseen_by_real_sets([4, 5], "subject", [(str(a), "x"), (str(anonymous), "y")])
+    # No real set: the evaluation's real images are the target's own.
+    assert not unseen_by_real_sets([4, 5], "subject", [])
+    assert not unseen_by_real_sets([], "subject", [(str(a), "x")])
 
 
 # --- the simulator alone (evaluate --scene-profile) ---------------------------------------------

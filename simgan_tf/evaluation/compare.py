@@ -67,6 +67,7 @@ def headline(report: dict) -> dict[str, float | None]:
         "drift_yaw_read": _get(drift, "reading_slope", "yaw"),
         "heldout": ref_heldout / raw_heldout if raw_heldout and ref_heldout else None,
         "probe": _get(report, "realism", "probe_real_vs_refined", "image_accuracy"),
+        "probe_unseen": _get(report, "realism", "probe_unseen_vs_refined", "image_accuracy"),
         "c2st": _get(report, "realism", "c2st_real_vs_refined"),
     }
 
@@ -88,6 +89,7 @@ COLUMNS = [
     ("drift_yaw_read", "drift reader yaw read", "{:.2f}"),
     ("heldout", "refined / raw held-out", "{:.2f} x"),
     ("probe", "probe image", "{:.3f}"),
+    ("probe_unseen", "probe image, unseen people", "{:.3f}"),
     ("c2st", "C2ST refined", "{:.3f}"),
 ]
 

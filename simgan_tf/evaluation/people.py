@@ -112,6 +112,19 @@ def shared_people(
     return sorted(shared), "their eyes are also in " + " and ".join(where)
 
 
+def unseen_by_real_sets(test_people: Sequence, key: str, real_sets: list[tuple[str, str]]) -> bool:
+    """Whether every real set names its people ('key') and holds none of `test_people`: only then
+    are the test people's eyes real eyes that neither the refiner nor its discriminator saw. No
+    real set at all: the evaluation's real images are then the target's own (sets.real_data)."""
+    if not len(test_people) or not real_sets:
+        return False
+    for path, _ in real_sets:
+        theirs = load_groups(path, key)
+        if theirs is None or np.isin(test_people, theirs).any():
+            return False
+    return True
+
+
 def check_people_left(path: str, groups: np.ndarray | None, key: str, excluded: list) -> None:
     if groups is None or np.isin(np.unique(groups), excluded, invert=True).any():
         return

@@ -150,7 +150,38 @@ def realism_table(report: dict) -> str | None:
             f"| real vs {label} | {r[f'c2st_real_vs_{name}']:.3f} | "
             f"{probe['image_accuracy']:.3f} | {probe['patch_accuracy']:.3f} |"
         )
+    for key, label in UNSEEN_PROBES:
+        if key in r:
+            lines.append(
+                f"| {label} | - | {r[key]['image_accuracy']:.3f} | {r[key]['patch_accuracy']:.3f} |"
+            )
     return "\n".join(lines)
+
+
+# The probes against real eyes of the target's test people (in no real set), when there are some.
+UNSEEN_PROBES = (
+    ("probe_unseen_vs_refined", "unseen people's real vs refined"),
+    ("probe_unseen_vs_real", "unseen people's real vs real"),
+)
+
+
+def _unseen_text(report: dict) -> str:
+    """What the probes against unseen people's eyes say; '' where there were none."""
+    r = report["realism"]
+    if "probe_unseen_vs_refined" not in r:
+        return ""
+    people = report["data"]["split"].get("n_test_people")
+    return (
+        f"Against real eyes nobody trained on ({r['n_unseen']} images of the target's "
+        f"{people} test people, in no real set) a probe tells refined eyes apart at "
+        f"{r['probe_unseen_vs_refined']['image_accuracy']:.3f} per image, against "
+        f"{r['probe_real_vs_refined']['image_accuracy']:.3f} with the real set above; and those "
+        "people's eyes from the real set's at "
+        f"{r['probe_unseen_vs_real']['image_accuracy']:.3f}, what refined eyes that looked like "
+        "real eyes of other people would score. Where the first lies above the probe's "
+        "figure with the real set, refined eyes look more like the real set's own people than "
+        "like real eyes in general."
+    )
 
 
 # Each measure's goals: (key, what the goal asks). The key is report.json's goals entry.
@@ -491,7 +522,7 @@ def _realism_section(report: dict) -> list[str]:
         f"half of each pair ({r['n_per_class']} images per side) and tested on the other half; "
         f"0.5 = indistinguishable. Real images: {report['data']['real']}.",
         realism_table(report),
-        *filter(None, [_probe_bands_text(r)]),
+        *filter(None, [_unseen_text(report), _probe_bands_text(r)]),
     ]
 
 

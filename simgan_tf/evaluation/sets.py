@@ -16,6 +16,7 @@ from simgan_tf.evaluation.people import (
     split_record,
     split_sizes,
     split_target,
+    unseen_by_real_sets,
 )
 from simgan_tf.evaluation.run import Setup, scene_profile
 
@@ -86,6 +87,8 @@ class Target:
     builtin: bool = False  # the simulator's target domain (its labels mean what synthetic ones do)
     # evaluate --by: each breakdown's groups, label -> which test images belong
     test_groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # The test people are in no real set (people.unseen_by_real_sets): realism's unseen probe
+    test_people_unseen: bool = False
 
 
 def synthetic_data(s: Setup, path: str | None) -> Synthetic:
@@ -111,10 +114,13 @@ def target_data(
     pose_key: str,
     real_sets: list[tuple[str, str]] | None,
     by: Sequence[str] = (),
+    known_real_sets: list[tuple[str, str]] = (),
 ) -> Target:
     """The test and oracle-training sets: by person where the file names people (see split_target),
     leaving out those also in `real_sets` (None: nobody, as no arm is tested); with `by`, the
-    groups of test images each arm's error is also broken down by (breakdowns)."""
+    groups of test images each arm's error is also broken down by (breakdowns). The test people
+    are marked unseen where the split is by person and none of them is in `known_real_sets` (or in
+    `real_sets`), the real sets the run and the evaluation use."""
     breakdowns = read_breakdowns(path, by)
     if path:
         images, labels = labelled_file(path, s.shape)
@@ -161,6 +167,8 @@ def target_data(
             name: {label: mask[split.test] for label, mask in groups.items()}
             for name, groups in breakdowns.items()
         },
+        test_people_unseen=split.by != "image"
+        and unseen_by_real_sets(split.test_people, key, [*(real_sets or []), *known_real_sets]),
     )
 
 
