@@ -114,7 +114,7 @@ def target_data(
     pose_key: str,
     real_sets: list[tuple[str, str]] | None,
     by: Sequence[str] = (),
-    known_real_sets: list[tuple[str, str]] = (),
+    known_real_sets: Sequence[tuple[str, str]] = (),
 ) -> Target:
     """The test and oracle-training sets: by person where the file names people (see split_target),
     leaving out those also in `real_sets` (None: nobody, as no arm is tested); with `by`, the
