@@ -426,6 +426,7 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
     drift["reading_slope"] = {"pitch": 0.93, "yaw": 0.96, "pitch_r": 0.99, "yaw_r": 0.99}
     drift.update(synthetic_heldout_error_deg=2.0, refined_heldout_error_deg=2.2)
     realism = {"c2st_real_vs_refined": 0.99, "probe_real_vs_refined": {"image_accuracy": 0.9}}
+    realism["probe_unseen_vs_refined"] = {"image_accuracy": 0.97}
     a = _fake_report(
         tmp_path / "a" / "eval",
         0,
@@ -450,6 +451,8 @@ def test_evaluate_compare_sets_reports_side_by_side(tmp_path, capsys):
         f"| {a} | 0 | 15.00 | 13.50 | - | 13.00 | 12.25 | 0.21 | 0.27 | +10.0% | 3.00 | 2.75 "
         "| 2.50 | 0.93 | 0.96 | 1.10 x |"
     )
+    # The probe against the own real set, then against the unseen people's eyes, then the C2ST.
+    assert rows[2].endswith("| 1.10 x | 0.900 | 0.970 | 0.990 |")
     assert rows[3].startswith(
         f"| {b} | 1 | 15.00 | 14.10 | - | - | - | - | - | +6.0% | - | - | - | - | - | - |"
     )
