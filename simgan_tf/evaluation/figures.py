@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 
 from simgan_tf.evaluation.arms import ARM_LABELS
+from simgan_tf.evaluation.probes import PAIRS
 from simgan_tf.evaluation.run import Setup
 
 
@@ -71,9 +72,7 @@ def save_probe_map(path: str, realism: dict, real: np.ndarray) -> None:
     h, w = real.shape[1:3]
     mean_real = real.mean(axis=0).astype(np.uint8)
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 2.9), squeeze=False)
-    for ax, (name, label) in zip(
-        axes[0], (("synthetic", "raw synthetic"), ("refined", "refined")), strict=True
-    ):
+    for ax, (name, label) in zip(axes[0], PAIRS, strict=True):
         probe = realism[f"probe_real_vs_{name}"]
         show_eye(ax, mean_real)
         # Each output position covers the same share of the image: stretch the grid over it.

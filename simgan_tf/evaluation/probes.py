@@ -7,6 +7,10 @@ import numpy as np
 from simgan_tf.evaluation.run import Setup, discriminator_filters
 from simgan_tf.realism import c2st, probe_discriminator
 
+# The two pairs every realism test compares, as report.json names them ("real vs NAME") and as the
+# report and figures label them.
+PAIRS = (("synthetic", "raw synthetic"), ("refined", "refined"))
+
 
 def realism_tests(
     s: Setup,

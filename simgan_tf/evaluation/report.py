@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simgan_tf.evaluation.arms import ARM_LABELS, NEAR_POSE_KEY, POSE_NEAR_DEG
+from simgan_tf.evaluation.probes import PAIRS
 from simgan_tf.evaluation.run import MEASURES
 
 GOAL_GAIN = 0.25  # refined training cuts the real-eye error by at least this share
@@ -144,7 +145,7 @@ def realism_table(report: dict) -> str | None:
         "| pair | C2ST accuracy | probe discriminator: image accuracy | patch accuracy |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for name, label in (("synthetic", "raw synthetic"), ("refined", "refined")):
+    for name, label in PAIRS:
         probe = r[f"probe_real_vs_{name}"]
         lines.append(
             f"| real vs {label} | {r[f'c2st_real_vs_{name}']:.3f} | "
@@ -500,7 +501,7 @@ def _drift_section(report: dict) -> list[str]:
 def _probe_bands_text(r: dict) -> str:
     """Where the probe tells each pair apart, by thirds of its output rows; '' for older reports."""
     parts = []
-    for name, label in (("synthetic", "raw synthetic"), ("refined", "refined")):
+    for name, label in PAIRS:
         grid = r[f"probe_real_vs_{name}"].get("patch_accuracy_map")
         if not grid:
             return ""

@@ -119,8 +119,8 @@ def target_data(
     """The test and oracle-training sets: by person where the file names people (see split_target),
     leaving out those also in `real_sets` (None: nobody, as no arm is tested); with `by`, the
     groups of test images each arm's error is also broken down by (breakdowns). The test people
-    are marked unseen where the split is by person and none of them is in `known_real_sets` (or in
-    `real_sets`), the real sets the run and the evaluation use."""
+    are marked unseen where the split is by person and none of them is in `known_real_sets`, every
+    real set the run and the evaluation use (`real_sets` is those or None)."""
     breakdowns = read_breakdowns(path, by)
     if path:
         images, labels = labelled_file(path, s.shape)
@@ -168,7 +168,7 @@ def target_data(
             for name, groups in breakdowns.items()
         },
         test_people_unseen=split.by != "image"
-        and unseen_by_real_sets(split.test_people, key, [*(real_sets or []), *known_real_sets]),
+        and unseen_by_real_sets(split.test_people, key, list(known_real_sets)),
     )
 
 
