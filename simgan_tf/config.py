@@ -15,7 +15,7 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 DISCRIMINATOR_NORMS = ("none", "spectral")
 GAZE_READERS = ("augmented", "plain", "both")
 # simulator.PROFILES' names, listed here so that reading a config needs no simulator (a test checks).
-SCENE_PROFILES = ("uniform", "columbia", "mpiigaze")
+SCENE_PROFILES = ("uniform", "columbia", "mpiigaze", "columbia_follow")
 # The paper's SGD learning rate, which acts on its losses summed over the discriminator's patches.
 PAPER_SGD_RATE = 0.001
 

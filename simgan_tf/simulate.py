@@ -1,7 +1,7 @@
 """Command line for the built-in eye simulator: write a Kaggle-layout gaze.h5 of labelled eye images.
 
     python -m simgan_tf.simulate --n 50000 --out gaze.h5 [--domain synthetic|target] [--seed 0]
-        [--scene-profile uniform|columbia|mpiigaze] [--overwrite]
+        [--scene-profile uniform|columbia|mpiigaze|columbia_follow] [--overwrite]
         [--montage montage.png [--real real_gaze.h5]]
 
 look_vec follows the UnityEyes convention documented in simgan_tf/simulator/look_vec.py: x right, y up, z into

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_uniform_profile_is_unchanged_and_the_default():
         np.testing.assert_array_equal(explicit[1], look)
 
 
-@pytest.mark.parametrize("profile", ["columbia", "mpiigaze"])
+@pytest.mark.parametrize("profile", ["columbia", "mpiigaze", "columbia_follow"])
 def test_profiles_are_deterministic_and_differ_from_uniform(profile):
     a, la = simulator.render(1100, "synthetic", 3, profile)
     np.testing.assert_array_equal(a, simulator.render(1100, "synthetic", 3, profile)[0])
@@ -258,6 +259,55 @@ def test_corner_crop_keeps_the_eye_width_and_zooms_the_eyeball():
     width = (s["half_width"] * s["radius"] * cos)[turned]
     assert abs(np.median(width) - np.median((s["half_width"] * s["radius"])[frontal])) < 1.0
     assert np.median(s["radius"][turned]) > 1.1 * np.median(s["radius"][frontal])
+
+
+def test_columbia_follow_crop_follows_the_gaze_and_the_eyeball_keeps_its_label(monkeypatch):
+    for name, prof in simulator.PROFILES.items():  # a Columbia-style crop only
+        assert prof.crop_follow == (0.11 if name == "columbia_follow" else 0.0), name
+    s = simulator.scene_parameters(300, seed=6, profile="columbia_follow")
+    images, look = simulator.render(300, "synthetic", 6, "columbia_follow")
+    level = dataclasses.replace(simulator.PROFILES["columbia_follow"], crop_follow=0.0)
+    monkeypatch.setitem(simulator.PROFILES, "columbia_follow", level)
+    still = simulator.scene_parameters(300, seed=6, profile="columbia_follow")
+    still_images, still_look = simulator.render(300, "synthetic", 6, "columbia_follow")
+    # Only where the eye region sits changes: lower in the patch the more the gaze looks up.
+    np.testing.assert_allclose(s["cy"] - still["cy"], 0.11 * np.degrees(s["pitch"]), atol=1e-4)
+    assert all(np.array_equal(s[k], still[k]) for k in s if k != "cy")
+    np.testing.assert_array_equal(look, still_look)  # the labels do not move
+    # Rendered, the pupil moves down with the region, 0.11 px per degree of upward pitch (so the
+    # eyeball moves with it: test_pupil_position_follows_look_vec measures from the moved centre).
+    drop = (
+        _pupil_positions(images, s["cx"], s["cy"])[:, 1]
+        - _pupil_positions(still_images, still["cx"], still["cy"])[:, 1]
+    )
+    slope = np.polyfit(np.degrees(s["pitch"]), drop, 1)[0]
+    assert abs(slope - 0.11) < 0.03, slope
+
+
+def test_columbia_follow_lids_open_looking_up_and_differ_from_columbia_only_there():
+    s = simulator.scene_parameters(200, seed=7, profile="columbia_follow")
+    for key in ("roll", "tilt", "head_yaw", "yaw"):  # level lids, a straight gaze
+        s[key] = np.zeros_like(s[key])
+
+    def opening(deg: float) -> np.ndarray:
+        at = dict(s, pitch=np.full_like(s["pitch"], np.radians(deg)))
+        # The open eye's height at its widest column, in eyeball radii.
+        skin = simulator._draw(at, np.random.default_rng(0))[1]
+        return (skin < 0.5).sum(axis=1).max(axis=1) / s["radius"]
+
+    # Upper lid up 0.8, lower lid down 0.4 R per unit sin(pitch), times `open`: from -10 to +10 deg
+    # the opening grows by 1.2 * 2 * sin(10 deg) * open R.
+    grown = opening(10.0) - opening(-10.0)
+    expected = 1.2 * 2 * np.sin(np.radians(10.0)) * s["open"]
+    assert np.median(np.abs(grown - expected)) < 0.1, np.median(grown - expected)
+    # Everything else is columbia's: the same scenes but for the lids' follow and the crop's place.
+    base = simulator.PROFILES["columbia"]
+    assert simulator.PROFILES["columbia_follow"] == dataclasses.replace(
+        base,
+        description=simulator.PROFILES["columbia_follow"].description,
+        ranges={**base.ranges, "upper_follow": (0.8, 0.8), "lower_follow": (-0.4, -0.4)},
+        crop_follow=0.11,
+    )
 
 
 # --- geometry: labels are exact, and the eye sits where the real ones do ------------------------

@@ -67,4 +67,4 @@ def _place(s: dict[str, np.ndarray], prof: SceneProfile) -> None:
         s["radius"] = s["radius"] / np.cos(turn)
     # The eye region is placed in the patch, and the eyeball where it lies against the region.
     s["cx"] = prof.centre[0] + s["cx"] + _ball_shift(s) * s["radius"]
-    s["cy"] = prof.centre[1] + s["cy"]
+    s["cy"] = prof.centre[1] + s["cy"] + prof.crop_follow * np.degrees(s["pitch"])
