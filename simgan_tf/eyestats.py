@@ -25,6 +25,10 @@ after the same normalisation (simgan_tf.photometry: `match` for Columbia Gaze, `
   glints) lie above the skin under the eye (the median of the rows below the window), in units of
   `contrast`: a median 0.3 to 0.4 on Columbia's eyes, whose sclera is hardly brighter than the skin.
 
+`blob_aligned(images)` cuts each standardised image around its dark blob: averaged over a set, it is
+a picture of where that set's eyes are dark and light around the iris, to hold beside another set's
+(`python -m simgan_tf.simulate --mean-map`).
+
 `stats(images, look_vec)` summarises them (mean, standard deviation and quartiles per measure) and, given
 labels, the pupil's travel: px per degree of yaw and of pitch, by least squares. `straight_gaze_x` gives,
 with head poses, where the blob sits at a straight gaze at each pose.
@@ -180,6 +184,26 @@ def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     skin = np.median(x[:, r1:].reshape(len(x), -1), axis=1)
     out["white_lift"] = (whites - skin) / np.maximum(out["contrast"], 1e-6)
     return {k: out[k].astype(np.float32) for k in MEASURES}
+
+
+def blob_aligned(images: np.ndarray, half_rows: int = 12, half_cols: int = 16) -> np.ndarray:
+    """(N, 2 half_rows + 1, 2 half_cols + 1) float32: each image standardised (zero mean, unit
+    standard deviation over the patch) and cut around its dark blob's centroid, rounded to a pixel.
+
+    Standardising takes each image's brightness and contrast out and centring takes the eye's place
+    in the patch out, so a set's mean shows its eyes' shape around the iris (lids, lashes, sclera,
+    skin) and its standard deviation how much that varies. Pixels past the border repeat the edge.
+    """
+    x = _check(images)
+    m = _blobs(x, ndimage.uniform_filter(x, size=(1, 3, 3), mode="nearest"))
+    bx = np.round(m["blob_x"]).astype(int)
+    by = np.round(m["blob_y"]).astype(int)
+    flat = x.reshape(len(x), -1)
+    z = (x - flat.mean(axis=1)[:, None, None]) / np.maximum(flat.std(axis=1), 1e-6)[:, None, None]
+    pad = np.pad(z, ((0, 0), (half_rows, half_rows), (half_cols, half_cols)), mode="edge")
+    rows = by[:, None] + np.arange(2 * half_rows + 1)[None, :]
+    cols = bx[:, None] + np.arange(2 * half_cols + 1)[None, :]
+    return pad[np.arange(len(x))[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def gaze_slopes(per_image: dict[str, np.ndarray], look_vec: np.ndarray) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
     python -m simgan_tf.simulate --n 50000 --out gaze.h5 [--domain synthetic|target] [--seed 0]
         [--scene-profile uniform|columbia|mpiigaze|columbia_follow] [--overwrite]
-        [--montage montage.png [--real real_gaze.h5]]
+        [--montage montage.png] [--real real_gaze.h5 [--mean-map map.png]]
 
 look_vec follows the UnityEyes convention documented in simgan_tf/simulator/look_vec.py: x right, y up, z into
 the scene, (0, 0, -1) = looking into the camera.
@@ -103,6 +103,55 @@ def profiles_montage(
     save_montage(path, columns, rows=rows)
 
 
+def mean_maps(
+    synthetic: np.ndarray, real: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Blob-aligned mean and spread maps (eyestats.blob_aligned) of renders and real eyes, the renders
+    first given the photometric normalisation training would apply against that real set
+    (photometry "auto": equalised if the real set is, else histogram-matched to it).
+
+    Returns the maps ('<renders|real> mean|sd') and the root mean square of each difference, in units
+    of an image's standard deviation ('rms_mean', 'rms_sd'): 0 where the two sets look alike on average.
+    """
+    from simgan_tf import eyestats, photometry
+
+    mode, lut = photometry.resolve("auto", synthetic, real)
+    maps = {}
+    for name, images in (("renders", photometry.apply(synthetic, mode, lut)), ("real", real)):
+        cut = eyestats.blob_aligned(images)
+        maps[f"{name} mean"], maps[f"{name} sd"] = cut.mean(axis=0), cut.std(axis=0)
+    rms = {
+        f"rms_{k}": float(np.sqrt(np.mean((maps[f"renders {k}"] - maps[f"real {k}"]) ** 2)))
+        for k in ("mean", "sd")
+    }
+    return maps, rms
+
+
+def save_mean_maps(path: str | os.PathLike, maps: dict[str, np.ndarray], title: str = "") -> None:
+    """Save mean_maps' maps as a 2 x 3 PNG: renders | real | renders - real, mean above, spread below."""
+    from simgan_tf.plots import plt, save_figure
+
+    fig, axes = plt.subplots(2, 3, figsize=(10, 4.6))
+    for row, (k, limits, diverging) in enumerate(
+        (("mean", (-2.2, 1.2), 0.8), ("sd", (0.0, 1.3), 0.5))
+    ):
+        a, b = maps[f"renders {k}"], maps[f"real {k}"]
+        for ax, img, name in ((axes[row, 0], a, "renders"), (axes[row, 1], b, "real")):
+            shown = ax.imshow(
+                img, cmap="gray" if k == "mean" else "magma", vmin=limits[0], vmax=limits[1]
+            )
+            ax.set_title(f"{name}: {k}", fontsize=9)
+        fig.colorbar(shown, ax=axes[row, :2].tolist(), shrink=0.8)
+        diff = axes[row, 2].imshow(a - b, cmap="bwr", vmin=-diverging, vmax=diverging)
+        axes[row, 2].set_title(f"renders - real: {k} (red: renders higher)", fontsize=9)
+        fig.colorbar(diff, ax=axes[row, 2], shrink=0.8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or "standardised eyes cut around the dark blob (iris)", fontsize=10)
+    save_figure(fig, path)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m simgan_tf.simulate",
@@ -131,7 +180,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT.png",
         help="also save synthetic | target montage of the first 8 scenes",
     )
-    p.add_argument("--real", metavar="REAL.h5", help="add a column of real images to the montage")
+    p.add_argument(
+        "--real", metavar="REAL.h5", help="real eyes for --montage (a column) and --mean-map"
+    )
+    p.add_argument(
+        "--mean-map",
+        metavar="OUT.png",
+        help="also save the rendered and --real eyes' mean and spread around the iris, and their"
+        " difference (eyestats.blob_aligned)",
+    )
     return p
 
 
@@ -149,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     # Refuse before spending minutes on rendering; save_eyes checks again when it writes.
     if os.path.exists(out) and not args.overwrite:
         raise SimGANError(f"{out}: already exists (pass --overwrite to replace it)")
-    if args.real and not args.montage:
-        raise SimGANError("--real only adds a column to --montage; give --montage too")
+    if args.real and not (args.montage or args.mean_map):
+        raise SimGANError("--real is for --montage or --mean-map; give one of them too")
+    if args.mean_map and not args.real:
+        raise SimGANError("--mean-map compares the renders with real eyes; give --real REAL.h5")
+    if args.real:
+        from simgan_tf.data import load_eyes
+
+        real = load_eyes(args.real).images  # read before rendering: a bad file fails at once
 
     start = time.perf_counter()
     images, look = simulator.render(args.n, args.domain, args.seed, profile, progress=True)
@@ -161,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.montage:
         comparison_montage(args.montage, args.real, seed=args.seed, profile=profile)
         print(f"wrote montage {args.montage}")
+    if args.mean_map:
+        maps, rms = mean_maps(images, real)
+        title = f"{args.n} {profile} {args.domain} renders against {os.path.basename(args.real)}"
+        save_mean_maps(args.mean_map, maps, title)
+        print(
+            f"wrote mean map {args.mean_map}: renders differ from real by {rms['rms_mean']:.3f}"
+            f" (mean) and {rms['rms_sd']:.3f} (spread), rms in units of an image's deviation"
+        )
     return 0
 
 

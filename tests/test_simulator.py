@@ -453,6 +453,63 @@ def test_eyestats_corner_drop_is_the_corners_line_below_the_blob():
     np.testing.assert_allclose(dim["corner_drop"], m["corner_drop"], atol=0.05)
 
 
+def test_eyestats_blob_aligned_centres_the_iris_whatever_its_place_and_brightness():
+    centres = np.array([[27.0, 17.0], [22.0, 15.0], [33.0, 18.0]])
+    eyes = _drawn_eyes(centres)
+    cut = eyestats.blob_aligned(eyes)
+    assert cut.shape == (3, 25, 33) and cut.dtype == np.float32
+    # The disc (gray 30) lands in the middle, wherever it was in the patch.
+    flat = eyes.reshape(3, -1).astype(np.float64)
+    disc = (30 - flat.mean(axis=1)) / flat.std(axis=1)
+    for dr, dc in ((0, 0), (-5, 0), (5, 0), (0, -5), (0, 5)):
+        np.testing.assert_allclose(cut[:, 12 + dr, 16 + dc], disc, rtol=1e-5)
+    assert np.all(cut[:, 12 - 7, 16] > disc) and np.all(cut[:, 12, 16 + 7] > disc)
+    # The same eye at three places: the same cut where the lid lines reach (columns 10..45).
+    for other in cut[1:]:
+        np.testing.assert_allclose(other[:, 8:25], cut[0, :, 8:25], atol=1e-5)
+    # Each image standardised: its brightness and contrast do not show.
+    dim = eyestats.blob_aligned((eyes * 0.5 + 40).astype(np.uint8))
+    np.testing.assert_allclose(dim, cut, atol=1e-5)
+    # The black lid lines, 10 rows above and 9 below the disc's centre, land in the same rows.
+    line = -flat.mean(axis=1) / flat.std(axis=1)
+    for row in (2, 3, 21, 22):
+        np.testing.assert_allclose(cut[:, row, 8:25], np.repeat(line[:, None], 17, 1), rtol=1e-5)
+    assert eyestats.blob_aligned(eyes, 3, 5).shape == (3, 7, 11)
+
+
+def test_mean_maps_tell_sets_apart_and_cli_writes_them(tmp_path, capsys):
+    from simgan_tf.data import save_eyes
+    from simgan_tf.simulate import mean_maps
+
+    images, look = simulator.render(400, "synthetic", 0, "columbia")
+    same, rms_same = mean_maps(images[:200], images[200:])
+    assert set(same) == {"renders mean", "renders sd", "real mean", "real sd"}
+    assert same["renders mean"].shape == (25, 33)
+    _, rms_other = mean_maps(simulator.render(200, "synthetic", 0, "uniform")[0], images[200:])
+    # Two halves of one set look alike; two profiles' eyes do not.
+    assert rms_same["rms_mean"] < 0.1 < rms_other["rms_mean"]
+    assert rms_other["rms_mean"] > 3 * rms_same["rms_mean"]
+
+    real = tmp_path / "real.h5"
+    save_eyes(real, images[:50], look[:50])
+    out, png = tmp_path / "gaze.h5", tmp_path / "map.png"
+    args = ["--n", "60", "--out", str(out), "--scene-profile", "columbia", "--real", str(real)]
+    assert simulate_main([*args, "--mean-map", str(png)]) == 0
+    assert png.stat().st_size > 5000 and "wrote mean map" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gaze.h5", "map.png", "real.h5"]
+    # --real alone, --mean-map alone, a missing real set: one clear error, nothing written.
+    for bad, message in (
+        (args, "--montage or --mean-map"),
+        (args[:6] + ["--mean-map", str(png)], "give --real"),
+        (args[:7] + [str(tmp_path / "none.h5"), "--mean-map", str(png)], "none.h5"),
+    ):
+        bad = [a if a != str(out) else str(tmp_path / "new.h5") for a in bad]
+        with pytest.raises(SystemExit) as e:
+            simulate_main(bad)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "new.h5").exists()
+
+
 def test_eyestats_gaze_slopes_recover_pixels_per_degree(rng):
     py = rng.uniform(-20, 20, (300, 2))
     centres = np.stack([27 + 0.25 * py[:, 1], 17 - 0.2 * py[:, 0]], axis=1)  # rows grow downward
